@@ -1,0 +1,176 @@
+"""Build the analysis table from raw NHANES data: inclusion, covariates, outcomes, flow."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from bayesmetal import derive, nhanes, outcomes
+from bayesmetal.config import CohortSpec, IncludeRule
+from bayesmetal.errors import DataError
+from bayesmetal.exposures import unit_from_label
+
+
+@dataclass(frozen=True)
+class ExposureInfo:
+    """What a table needs to describe an exposure: variable, label and unit from the file."""
+
+    name: str
+    variable: str
+    label: str
+    unit: str
+
+
+@dataclass(frozen=True)
+class AnalysisTable:
+    """One row per person in the analysis sample, and the flow table that led to it.
+
+    Columns: SEQN, cycle, each exposure by name (raw concentration), `<name>_below_lod`,
+    each covariate, each outcome, `weight` (survey weight of the cycle) and
+    `weight_pooled` (weight x share of pooled survey years).
+    """
+
+    frame: pd.DataFrame
+    flow: pd.DataFrame
+    exposures: tuple[ExposureInfo, ...]
+    covariates: tuple[str, ...]
+    outcomes: dict[str, str]  # name -> family
+    weights: dict[str, str]  # cycle -> weight variable used
+    sources: dict[str, str]
+
+    @property
+    def exposure_names(self) -> list[str]:
+        return [e.name for e in self.exposures]
+
+
+def required_variables(spec: CohortSpec) -> list[str]:
+    """Every raw variable the cohort reads, in a stable order."""
+    names: list[str] = [rule.variable for rule in spec.include]
+    for exposure in spec.exposures:
+        names += [exposure.variable] + ([exposure.lod_flag] if exposure.lod_flag else [])
+    for cov in spec.covariates.values():
+        names += derive.source_variables(cov)
+    for out in spec.outcomes.values():
+        names += outcomes.source_variables(out)
+    return list(dict.fromkeys(names))
+
+
+def read_raw(spec: CohortSpec, data_dir: Path) -> nhanes.RawTable:
+    """Read exactly the files and variables the cohort needs."""
+    return nhanes.read_cycles(
+        data_dir,
+        spec.cycles,
+        spec.components,
+        required_variables(spec),
+        optional=tuple(spec.weight.candidates),
+    )
+
+
+def _rule_mask(raw: pd.DataFrame, rule: IncludeRule) -> pd.Series:
+    values = pd.to_numeric(raw[rule.variable], errors="coerce")
+    if rule.between is not None:
+        return values.between(*rule.between)
+    return values.isin(rule.isin)
+
+
+class Flow:
+    """Accumulates the flow table: n before and after each step and why people left."""
+
+    def __init__(self, n: int, start: str) -> None:
+        self.rows = [dict(step=start, n_before=n, excluded=0, n_after=n, note="")]
+
+    def step(self, keep: pd.Series, current: pd.Series, reason: str, note: str = "") -> pd.Series:
+        before = int(current.sum())
+        after_mask = current & keep
+        after = int(after_mask.sum())
+        self.rows.append(
+            dict(step=reason, n_before=before, excluded=before - after, n_after=after, note=note)
+        )
+        return after_mask
+
+    def table(self) -> pd.DataFrame:
+        return pd.DataFrame(self.rows)
+
+
+def choose_weights(raw: pd.DataFrame, candidates: list[str]) -> tuple[pd.Series, dict[str, str]]:
+    """Per cycle, the first candidate weight that the cycle's files contain."""
+    weight = pd.Series(float("nan"), index=raw.index)
+    chosen: dict[str, str] = {}
+    for cycle, rows in raw.groupby("cycle").groups.items():
+        present = [c for c in candidates if c in raw.columns and raw.loc[rows, c].notna().any()]
+        if not present:
+            raise DataError(
+                f"cycle {cycle}: none of the weight candidates {candidates} is in its files"
+            )
+        chosen[str(cycle)] = present[0]
+        weight[rows] = raw.loc[rows, present[0]]
+    return weight, chosen
+
+
+def build(raw_table: nhanes.RawTable, spec: CohortSpec) -> AnalysisTable:
+    """Apply the cohort: inclusion rules, then complete exposures, outcomes and covariates.
+
+    Every person who leaves does so at exactly one counted step of the flow table.
+    """
+    raw = raw_table.frame
+    covariates = {name: derive.derive(raw, cov) for name, cov in spec.covariates.items()}
+    outcome_table = outcomes.compute_outcomes(raw, spec.outcomes)
+    flow = Flow(len(raw), f"persons in DEMO, cycles {', '.join(spec.cycles)}")
+    keep = pd.Series(True, index=raw.index)
+    for rule in spec.include:
+        keep = flow.step(_rule_mask(raw, rule), keep, rule.name)
+    for exposure in spec.exposures:
+        keep = flow.step(raw[exposure.variable].notna(), keep, f"missing {exposure.name}")
+    for name, out in spec.outcomes.items():
+        if out.required:
+            keep = flow.step(outcome_table[name].notna(), keep, f"missing outcome {name}")
+    for name, cov in spec.covariates.items():
+        values = covariates[name]
+        if cov.missing_level is not None:
+            n_missing = int((values.isna() & keep).sum())
+            if n_missing:
+                values = values.cat.add_categories(cov.missing_level).fillna(cov.missing_level)
+                covariates[name] = values
+            flow.step(
+                pd.Series(True, index=raw.index),
+                keep,
+                f"missing {name} kept as level {cov.missing_level!r}",
+                note=f"{n_missing} recoded, none excluded",
+            )
+        elif cov.required:
+            keep = flow.step(values.notna(), keep, f"missing covariate {name}")
+    weight, chosen = choose_weights(raw, spec.weight.candidates)
+    if int(keep.sum()) == 0:
+        raise DataError(
+            f"cohort {spec.name!r} is empty after the flow steps:\n{flow.table().to_string()}"
+        )
+    frame = raw.loc[keep, ["SEQN", "cycle"]].copy()
+    info = []
+    for exposure in spec.exposures:
+        frame[exposure.name] = raw.loc[keep, exposure.variable].astype("float64")
+        if exposure.lod_flag:
+            frame[f"{exposure.name}_below_lod"] = raw.loc[keep, exposure.lod_flag]
+        label = raw_table.labels.get(exposure.variable, "")
+        info.append(ExposureInfo(exposure.name, exposure.variable, label, unit_from_label(label)))
+    for name in spec.covariates:
+        frame[name] = covariates[name][keep]
+    for name in spec.outcomes:
+        frame[name] = outcome_table.loc[keep, name]
+    frame["weight"] = weight[keep]
+    frame["weight_pooled"] = weight[keep] * raw.loc[keep, "pool_factor"]
+    return AnalysisTable(
+        frame=frame.reset_index(drop=True),
+        flow=flow.table(),
+        exposures=tuple(info),
+        covariates=tuple(spec.covariates),
+        outcomes={name: outcomes.FAMILY[out.type] for name, out in spec.outcomes.items()},
+        weights=chosen,
+        sources=raw_table.sources,
+    )
+
+
+def load_cohort(spec: CohortSpec, data_dir: Path) -> AnalysisTable:
+    """Read the files a cohort needs and build its analysis table."""
+    return build(read_raw(spec, data_dir), spec)

@@ -1,0 +1,377 @@
+"""Run configuration: strict pydantic schema, YAML loading with includes, clear errors.
+
+Every error names the file and the key; unknown keys get a did-you-mean hint.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from bayesmetal.errors import ConfigError
+
+PATH_KEYS = {("data", "nhanes_dir")}  # resolved relative to the YAML file that sets them
+
+
+class Strict(BaseModel):
+    """Base for every config section: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+# ----------------------------------------------------------------------------- cohort
+
+
+class IncludeRule(Strict):
+    """Keep persons whose `variable` lies in [between] or in the listed codes."""
+
+    name: str
+    variable: str
+    between: tuple[float, float] | None = None
+    isin: list[float] | None = Field(default=None, alias="in")
+
+    @model_validator(mode="after")
+    def _one_condition(self) -> IncludeRule:
+        if (self.between is None) == (self.isin is None):
+            raise ValueError("give exactly one of 'between' or 'in'")
+        if self.between is not None and self.between[0] > self.between[1]:
+            raise ValueError(f"'between' lower bound exceeds upper: {list(self.between)}")
+        return self
+
+
+class ExposureSpec(Strict):
+    """A measured concentration: short name, NHANES variable and its LOD comment code."""
+
+    name: str
+    variable: str
+    lod_flag: str | None = None
+
+
+class Covariate(Strict):
+    """Fields shared by every derived covariate."""
+
+    required: bool = True
+    missing_level: str | None = None  # if set, missing values become this level, counted
+
+
+class NumericCov(Covariate):
+    derive: Literal["numeric"]
+    variable: str
+    missing_codes: list[float] = []
+
+
+class RecodeCov(Covariate):
+    derive: Literal["recode"]
+    variable: str
+    levels: dict[int, str]
+
+    @model_validator(mode="after")
+    def _distinct(self) -> RecodeCov:
+        if not self.levels:
+            raise ValueError("'levels' must map at least one code to a label")
+        return self
+
+
+class CutCov(Covariate):
+    derive: Literal["cut"]
+    variable: str
+    breaks: list[float]
+    labels: list[str]
+    closed: Literal["left", "right"] = "left"
+    missing_codes: list[float] = []
+
+    @model_validator(mode="after")
+    def _shape(self) -> CutCov:
+        if sorted(self.breaks) != list(self.breaks) or len(set(self.breaks)) != len(self.breaks):
+            raise ValueError(f"'breaks' must be strictly increasing: {self.breaks}")
+        if len(self.labels) != len(self.breaks) + 1:
+            raise ValueError(
+                f"{len(self.breaks)} breaks need {len(self.breaks) + 1} labels, "
+                f"got {len(self.labels)}"
+            )
+        return self
+
+
+class ActivityPart(Strict):
+    """One activity question: days per week x minutes per day, gated by its yes/no item.
+
+    NHANES skips the days/minutes items when the gate question is answered 'no' (2);
+    those persons contribute zero minutes, not a missing value.
+    """
+
+    asked: str | None = None
+    days: str
+    minutes: str
+
+
+class MetMinutesCov(Covariate):
+    """Weekly MET-minutes from PAQ days x minutes, cut into activity levels."""
+
+    derive: Literal["met_minutes"]
+    vigorous: list[ActivityPart] = []
+    moderate: list[ActivityPart] = []
+    walking: list[ActivityPart] = []
+    met: dict[Literal["vigorous", "moderate", "walking"], float] = {
+        "vigorous": 8.0,
+        "moderate": 4.0,
+        "walking": 4.0,
+    }
+    breaks: list[float] = [500, 1000]
+    labels: list[str] = ["low (<500)", "moderate (500-1000)", "high (>1000)"]
+    closed: Literal["left", "right"] = "right"
+    missing_codes: list[float] = [77, 99, 7777, 9999]
+
+    @model_validator(mode="after")
+    def _shape(self) -> MetMinutesCov:
+        if not (self.vigorous or self.moderate or self.walking):
+            raise ValueError("give at least one of vigorous, moderate, walking")
+        if len(self.labels) != len(self.breaks) + 1:
+            raise ValueError("'labels' must have one more entry than 'breaks'")
+        return self
+
+
+class SmokingCov(Covariate):
+    """Never / former / current smoker from 'ever smoked 100' and 'smoke now'."""
+
+    derive: Literal["smoking_status"]
+    ever: str = "SMQ020"
+    now: str = "SMQ040"
+
+
+CovariateSpec = Annotated[
+    NumericCov | RecodeCov | CutCov | MetMinutesCov | SmokingCov, Field(discriminator="derive")
+]
+
+
+class Reference(Strict):
+    """Young-adult reference BMD for a T-score: mean and SD in g/cm2."""
+
+    mean: float = Field(gt=0)
+    sd: float = Field(gt=0)
+
+
+class BmdOutcome(Strict):
+    type: Literal["bmd"]
+    variable: str
+    required: bool = True
+
+
+class TScoreOutcome(Strict):
+    """(BMD - reference mean) / reference SD; references by sex or one for everyone."""
+
+    type: Literal["tscore"]
+    variable: str
+    reference: Reference | None = None
+    by_sex: dict[Literal["male", "female"], Reference] | None = None
+    sex_variable: str = "RIAGENDR"
+    required: bool = True
+
+    @model_validator(mode="after")
+    def _one_reference(self) -> TScoreOutcome:
+        if (self.reference is None) == (self.by_sex is None):
+            raise ValueError("give exactly one of 'reference' or 'by_sex'")
+        if self.by_sex is not None and set(self.by_sex) != {"male", "female"}:
+            raise ValueError("'by_sex' needs references for both 'male' and 'female'")
+        return self
+
+
+class ThresholdOutcome(Strict):
+    """Binary: 1 when any (or all) of the named outcomes is at or below the threshold."""
+
+    type: Literal["threshold"]
+    of: list[str] = Field(min_length=1)
+    at_or_below: float
+    rule: Literal["any", "all"] = "any"
+    required: bool = True
+
+
+class BoneStatusOutcome(Strict):
+    """normal / osteopenia / osteoporosis from the lowest T-score of the named outcomes."""
+
+    type: Literal["bone_status"]
+    of: list[str] = Field(min_length=1)
+    osteoporosis_at_or_below: float = -2.5
+    osteopenia_below: float = -1.0
+    required: bool = True
+
+
+class SelfReportOutcome(Strict):
+    """Binary from a yes/no question, e.g. OSQ060 'ever told had osteoporosis'."""
+
+    type: Literal["self_report"]
+    variable: str
+    yes_codes: list[int] = [1]
+    no_codes: list[int] = [2]
+    required: bool = True
+
+
+OutcomeSpec = Annotated[
+    BmdOutcome | TScoreOutcome | ThresholdOutcome | BoneStatusOutcome | SelfReportOutcome,
+    Field(discriminator="type"),
+]
+
+
+class WeightSpec(Strict):
+    """Survey weight: the first candidate present in each cycle's files is used."""
+
+    candidates: list[str] = ["WTSA2YR", "WTSH2YR", "WTMEC2YR", "WTMECPRP"]
+
+
+class CohortSpec(Strict):
+    """Who is analysed: cycles, files, inclusion, exposures, covariates and outcomes."""
+
+    name: str
+    description: str = ""
+    cycles: list[str] = Field(min_length=1)
+    components: list[str] = Field(min_length=1)
+    include: list[IncludeRule] = []
+    exposures: list[ExposureSpec] = Field(min_length=1)
+    covariates: dict[str, CovariateSpec] = {}
+    outcomes: dict[str, OutcomeSpec] = Field(min_length=1)
+    weight: WeightSpec = WeightSpec()
+    group_by: str | None = None
+
+    @model_validator(mode="after")
+    def _names(self) -> CohortSpec:
+        names = [e.name for e in self.exposures]
+        if len(set(names)) != len(names):
+            raise ValueError(f"exposure names must be unique: {names}")
+        clash = set(names) & (set(self.covariates) | set(self.outcomes))
+        if clash:
+            raise ValueError(f"names used twice (exposure and covariate/outcome): {clash}")
+        for name, spec in self.outcomes.items():
+            for ref in getattr(spec, "of", []):
+                if ref not in self.outcomes or list(self.outcomes).index(ref) >= list(
+                    self.outcomes
+                ).index(name):
+                    raise ValueError(
+                        f"outcome {name!r} refers to {ref!r}, which must be an outcome "
+                        "declared before it"
+                    )
+        if self.group_by is not None and self.group_by not in {**self.covariates, **self.outcomes}:
+            raise ValueError(f"group_by {self.group_by!r} is not a covariate or outcome")
+        for name, cov in self.covariates.items():
+            if cov.missing_level is not None and cov.derive == "numeric":
+                raise ValueError(f"covariate {name!r}: missing_level needs a categorical derive")
+        return self
+
+
+class DataSpec(Strict):
+    """Where the NHANES files are: a folder with one sub-folder per cycle."""
+
+    nhanes_dir: str = "data/nhanes"
+
+
+class RunConfig(Strict):
+    """A whole analysis file. Sections beyond the cohort are added by the fitting layer."""
+
+    data: DataSpec = DataSpec()
+    cohort: CohortSpec
+    source: str = ""  # set by load_config: the file the config came from
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        content = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(content, dict):
+        raise ConfigError(f"{path}: top level must be a mapping of keys")
+    for section, key in PATH_KEYS:
+        value = content.get(section, {}).get(key) if isinstance(content.get(section), dict) else None
+        if isinstance(value, str) and not Path(value).is_absolute():
+            content[section][key] = str((path.parent / value).resolve())
+    return content
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Merge mappings recursively; values in `override` win."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_mapping(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """Read a YAML file, first merging the files listed under its `include:` key."""
+    path = Path(path).resolve()
+    if path in _seen:
+        raise ConfigError(f"{path}: include cycle through {[str(p) for p in _seen]}")
+    content = _read_yaml(path)
+    includes = content.pop("include", [])
+    if isinstance(includes, str):
+        includes = [includes]
+    if not isinstance(includes, list):
+        raise ConfigError(f"{path}: 'include' must be a file name or a list of them")
+    merged: dict[str, Any] = {}
+    for name in includes:
+        merged = deep_merge(merged, load_mapping(path.parent / name, (*_seen, path)))
+    return deep_merge(merged, content)
+
+
+def _field_names(model: type[BaseModel], seen: set[type] | None = None) -> set[str]:
+    """Every key any section of the schema accepts, for did-you-mean hints."""
+    seen = seen if seen is not None else set()
+    if model in seen:
+        return set()
+    seen.add(model)
+    names: set[str] = set()
+    for name, info in model.model_fields.items():
+        names.add(info.alias or name)
+        names |= _nested_names(info.annotation, seen)
+    return names
+
+
+def _nested_names(annotation: Any, seen: set[type]) -> set[str]:
+    names: set[str] = set()
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return _field_names(annotation, seen)
+    for arg in getattr(annotation, "__args__", ()) or ():
+        names |= _nested_names(arg, seen)
+    origin = getattr(annotation, "__origin__", None)  # Annotated[X, ...] keeps X here
+    if origin is not None:
+        names |= _nested_names(origin, seen)
+    return names
+
+
+def format_validation_error(
+    exc: ValidationError, source: str, schema: type[BaseModel]
+) -> ConfigError:
+    """Turn pydantic's errors into one message naming the file, each key and a hint."""
+    vocabulary = sorted(_field_names(schema))
+    lines = [f"{source}: invalid configuration"]
+    for err in exc.errors():
+        loc = ".".join(str(part) for part in err["loc"])
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            key = str(err["loc"][-1])
+            close = difflib.get_close_matches(key, vocabulary, n=1)
+            msg = f"unknown key {key!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+        lines.append(f"  - {loc}: {msg}")
+    return ConfigError("\n".join(lines))
+
+
+def parse_config(mapping: dict[str, Any], source: str, schema: type[BaseModel] = RunConfig) -> Any:
+    """Validate a mapping against the schema, raising ConfigError with file and keys."""
+    try:
+        return schema.model_validate({**mapping, "source": source})
+    except ValidationError as exc:
+        raise format_validation_error(exc, source, schema) from None
+
+
+def load_config(path: str | Path, schema: type[BaseModel] = RunConfig) -> Any:
+    """Load, merge includes and validate a YAML run configuration."""
+    path = Path(path)
+    return parse_config(load_mapping(path), str(path), schema)

@@ -1,0 +1,69 @@
+"""Exposure preprocessing: detection frequency, log, standardisation, quantile scores."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+
+from bayesmetal.errors import DataError
+
+UNIT_IN_LABEL = re.compile(r"\(([^()]+)\)\s*$")
+
+
+def unit_from_label(label: str) -> str:
+    """The unit NHANES puts in parentheses at the end of a label: 'Blood lead (ug/dL)'."""
+    match = UNIT_IN_LABEL.search(label or "")
+    return match.group(1).strip() if match else ""
+
+
+def detection_frequency(below_lod: pd.Series) -> float:
+    """Share of measurements at or above the limit of detection (comment code 0)."""
+    known = below_lod.dropna()
+    if known.empty:
+        return float("nan")
+    return float((known == 0).mean())
+
+
+def log_transform(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """Natural log of concentrations; zero, negative or missing values are an error."""
+    for column in columns:
+        values = frame[column]
+        bad = values.isna() | (values <= 0)
+        if bad.any():
+            example = values[bad].iloc[0]
+            raise DataError(
+                f"exposure column {column}: {int(bad.sum())} value(s) missing or <= 0 "
+                f"(e.g. {example}); a log transform needs positive concentrations"
+            )
+    return np.log(frame[columns])
+
+
+def standardise(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series, pd.Series]:
+    """Centre and scale each column; returns the scaled table, its means and SDs."""
+    centre = frame.mean()
+    scale = frame.std(ddof=1)
+    constant = scale.index[~(scale > 0)].tolist()
+    if constant:
+        raise DataError(f"exposure(s) {', '.join(constant)} are constant in the analysis sample")
+    return (frame - centre) / scale, centre, scale
+
+
+def quantile_edges(values: pd.Series, q: int) -> np.ndarray:
+    """Inner cut points at the 1/q .. (q-1)/q sample quantiles, ties collapsed."""
+    probs = np.arange(1, q) / q
+    return np.unique(np.quantile(values.to_numpy(dtype=float), probs))
+
+
+def quantile_scores(values: pd.Series, q: int = 4) -> tuple[pd.Series, np.ndarray]:
+    """Scores 0..q-1 by intervals (a, b] between sample quantiles, as gWQS scores them.
+
+    Ties at a cut point (many values at LOD/sqrt(2)) collapse it, so a heavily censored
+    exposure can have fewer than q distinct scores; the returned edges show that.
+    """
+    if q < 2:
+        raise DataError(f"quantiles must be at least 2, got {q}")
+    edges = quantile_edges(values, q)
+    scores = np.searchsorted(edges, values.to_numpy(dtype=float), side="left")
+    return pd.Series(scores, index=values.index, name=values.name), edges
