@@ -1,0 +1,65 @@
+"""Command-line entry points; the only module that reads argv."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+
+from bayesmetal import __version__
+from bayesmetal.cohort import AnalysisTable, load_cohort
+from bayesmetal.config import RunConfig, load_config
+from bayesmetal.errors import BayesmetalError
+from bayesmetal.plots import correlation_heatmap
+from bayesmetal.runs import atomic_folder
+from bayesmetal.summaries import describe
+
+
+def resolve_data_dir(config: RunConfig, override: str | None) -> Path:
+    """The NHANES folder: --data-dir wins over the config's data.nhanes_dir."""
+    return Path(override) if override else Path(config.data.nhanes_dir)
+
+
+def write_descriptives(table: AnalysisTable, config: RunConfig, folder: Path) -> None:
+    """flow, Table 1, Table 2, correlations (CSV), heatmap (PNG) and provenance (JSON)."""
+    table.flow.to_csv(folder / "flow.csv", index=False)
+    describe.table1(table, config.cohort.group_by).to_csv(folder / "table1.csv", index=False)
+    describe.table2(table).to_csv(folder / "table2.csv", index=False)
+    corr = describe.correlations(table)
+    corr.to_csv(folder / "correlations.csv")
+    fig = correlation_heatmap(corr, title=f"{config.cohort.name}: log exposures")
+    fig.savefig(folder / "correlations.png", dpi=120)
+    plt.close(fig)
+    provenance = {
+        "bayesmetal": __version__,
+        "config": config.source,
+        "cohort": config.cohort.name,
+        "n": len(table.frame),
+        "weights": table.weights,
+        "data_files_sha256": table.sources,
+    }
+    (folder / "provenance.json").write_text(json.dumps(provenance, indent=2))
+
+
+def describe_main(argv: list[str] | None = None) -> int:
+    """`describe.py CONFIG --out DIR`: descriptive tables of a cohort."""
+    parser = argparse.ArgumentParser(description="Descriptive tables of a configured cohort.")
+    parser.add_argument("config", help="YAML file with a cohort: section")
+    parser.add_argument("--out", required=True, help="folder to write (created atomically)")
+    parser.add_argument("--data-dir", help="NHANES folder (overrides data.nhanes_dir)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.config)
+        table = load_cohort(config.cohort, resolve_data_dir(config, args.data_dir))
+        with atomic_folder(Path(args.out), overwrite=args.overwrite) as folder:
+            write_descriptives(table, config, folder)
+    except BayesmetalError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(table.flow.to_string(index=False))
+    print(f"\nwrote {args.out}: flow.csv table1.csv table2.csv correlations.csv/.png")
+    return 0
