@@ -63,3 +63,24 @@ def describe_main(argv: list[str] | None = None) -> int:
     print(table.flow.to_string(index=False))
     print(f"\nwrote {args.out}: flow.csv table1.csv table2.csv correlations.csv/.png")
     return 0
+
+
+def fetch_main(argv: list[str] | None = None) -> int:
+    """`fetch_nhanes.py --cycles ... --components ... --dest DIR`: download CDC files."""
+    from bayesmetal.fetch import CDC_BASE_URL, fetch
+
+    parser = argparse.ArgumentParser(description="Download public NHANES .XPT files from CDC.")
+    parser.add_argument("--cycles", nargs="+", required=True, help="e.g. 2013-2014 2017-2020")
+    parser.add_argument("--components", nargs="+", required=True, help="e.g. DEMO PBCD DXX")
+    parser.add_argument("--dest", default="data/nhanes", help="folder with one sub-folder a cycle")
+    parser.add_argument("--base-url", default=CDC_BASE_URL, help="server holding the files")
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
+    args = parser.parse_args(argv)
+    try:
+        results = fetch(args.cycles, args.components, Path(args.dest), args.base_url, args.timeout)
+    except BayesmetalError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for result in results:
+        print(f"{result.status:>10}  {result.path}  ({result.size} bytes)")
+    return 0
