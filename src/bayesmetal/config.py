@@ -76,23 +76,32 @@ class RecodeCov(Covariate):
         return self
 
 
+Closed = Literal["left", "right"]
+
+
+def _check_cut(breaks: list[float], labels: list[str], closed: Closed | list[Closed]) -> None:
+    if sorted(breaks) != list(breaks) or len(set(breaks)) != len(breaks):
+        raise ValueError(f"'breaks' must be strictly increasing: {breaks}")
+    if len(labels) != len(breaks) + 1:
+        raise ValueError(f"{len(breaks)} breaks need {len(breaks) + 1} labels, got {len(labels)}")
+    if isinstance(closed, list) and len(closed) != len(breaks):
+        raise ValueError(f"'closed' as a list needs one entry per break ({len(breaks)})")
+
+
 class CutCov(Covariate):
+    """A number cut at breaks. closed='left': a value equal to a break goes to the upper
+    category ([a, b)); 'right': to the lower one ((a, b]); or one entry per break."""
+
     derive: Literal["cut"]
     variable: str
     breaks: list[float]
     labels: list[str]
-    closed: Literal["left", "right"] = "left"
+    closed: Closed | list[Closed] = "left"
     missing_codes: list[float] = []
 
     @model_validator(mode="after")
     def _shape(self) -> CutCov:
-        if sorted(self.breaks) != list(self.breaks) or len(set(self.breaks)) != len(self.breaks):
-            raise ValueError(f"'breaks' must be strictly increasing: {self.breaks}")
-        if len(self.labels) != len(self.breaks) + 1:
-            raise ValueError(
-                f"{len(self.breaks)} breaks need {len(self.breaks) + 1} labels, "
-                f"got {len(self.labels)}"
-            )
+        _check_cut(self.breaks, self.labels, self.closed)
         return self
 
 
@@ -122,15 +131,14 @@ class MetMinutesCov(Covariate):
     }
     breaks: list[float] = [500, 1000]
     labels: list[str] = ["low (<500)", "moderate (500-1000)", "high (>1000)"]
-    closed: Literal["left", "right"] = "right"
+    closed: Closed | list[Closed] = ["left", "right"]  # 500 and 1000 are both 'moderate'
     missing_codes: list[float] = [77, 99, 7777, 9999]
 
     @model_validator(mode="after")
     def _shape(self) -> MetMinutesCov:
         if not (self.vigorous or self.moderate or self.walking):
             raise ValueError("give at least one of vigorous, moderate, walking")
-        if len(self.labels) != len(self.breaks) + 1:
-            raise ValueError("'labels' must have one more entry than 'breaks'")
+        _check_cut(self.breaks, self.labels, self.closed)
         return self
 
 
@@ -287,7 +295,9 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if not isinstance(content, dict):
         raise ConfigError(f"{path}: top level must be a mapping of keys")
     for section, key in PATH_KEYS:
-        value = content.get(section, {}).get(key) if isinstance(content.get(section), dict) else None
+        value = (
+            content.get(section, {}).get(key) if isinstance(content.get(section), dict) else None
+        )
         if isinstance(value, str) and not Path(value).is_absolute():
             content[section][key] = str((path.parent / value).resolve())
     return content

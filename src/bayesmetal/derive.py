@@ -18,10 +18,19 @@ def _clean(raw: pd.DataFrame, variable: str, missing_codes: list[float]) -> pd.S
     return values.mask(values.isin(missing_codes))
 
 
-def cut(values: pd.Series, breaks: list[float], labels: list[str], closed: str) -> pd.Series:
-    """Categorise a number at breaks; closed='left' gives [a, b), 'right' gives (a, b]."""
-    bins = [-np.inf, *breaks, np.inf]
-    return pd.cut(values, bins=bins, labels=labels, right=(closed == "right"))
+def cut(
+    values: pd.Series, breaks: list[float], labels: list[str], closed: str | list[str]
+) -> pd.Series:
+    """Categorise a number at breaks. Per break, 'left' sends a value equal to the break up
+    (intervals [a, b)), 'right' keeps it in the lower category ((a, b])."""
+    sides = closed if isinstance(closed, list) else [closed] * len(breaks)
+    x = values.to_numpy(dtype=float)
+    index = np.zeros(len(x), dtype=int)
+    for brk, side in zip(breaks, sides, strict=True):
+        index += (x >= brk) if side == "left" else (x > brk)
+    codes = np.where(np.isnan(x), -1, index)
+    categorical = pd.Categorical.from_codes(codes, categories=labels)
+    return pd.Series(categorical, index=values.index)
 
 
 def derive_numeric(raw: pd.DataFrame, spec: NumericCov) -> pd.Series:
@@ -39,7 +48,9 @@ def derive_recode(raw: pd.DataFrame, spec: RecodeCov) -> pd.Series:
 
 def derive_cut(raw: pd.DataFrame, spec: CutCov) -> pd.Series:
     """BMI, PIR, cotinine, age groups: a number cut at configured breaks."""
-    return cut(_clean(raw, spec.variable, spec.missing_codes), spec.breaks, spec.labels, spec.closed)
+    return cut(
+        _clean(raw, spec.variable, spec.missing_codes), spec.breaks, spec.labels, spec.closed
+    )
 
 
 def met_minutes(raw: pd.DataFrame, spec: MetMinutesCov) -> pd.Series:

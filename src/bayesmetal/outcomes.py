@@ -22,6 +22,8 @@ FAMILY = {
     "bone_status": "categorical",
 }
 SEX_CODES = {"male": 1.0, "female": 2.0}
+# T-scores are computed in floating point: a BMD exactly at a cut-off must not miss it by 1e-16.
+TOLERANCE = 1e-9
 
 
 def _column(raw: pd.DataFrame, variable: str) -> pd.Series:
@@ -55,7 +57,7 @@ def threshold(done: pd.DataFrame, spec: ThresholdOutcome) -> pd.Series:
     with no site measured is missing.
     """
     sites = done[spec.of]
-    below = sites.le(spec.at_or_below)
+    below = sites.le(spec.at_or_below + TOLERANCE)
     available = sites.notna()
     if spec.rule == "any":
         hit = below.any(axis=1)
@@ -68,11 +70,11 @@ def bone_status(done: pd.DataFrame, spec: BoneStatusOutcome) -> pd.Series:
     """normal / osteopenia / osteoporosis from the lowest available T-score."""
     lowest = done[spec.of].min(axis=1, skipna=True)
     status = pd.Series(np.nan, index=done.index, dtype="object")
-    status[lowest >= spec.osteopenia_below] = "normal"
-    status[(lowest < spec.osteopenia_below) & (lowest > spec.osteoporosis_at_or_below)] = (
-        "osteopenia"
-    )
-    status[lowest <= spec.osteoporosis_at_or_below] = "osteoporosis"
+    porotic = lowest <= spec.osteoporosis_at_or_below + TOLERANCE
+    normal = lowest >= spec.osteopenia_below - TOLERANCE
+    status[normal] = "normal"
+    status[~normal & ~porotic & lowest.notna()] = "osteopenia"
+    status[porotic] = "osteoporosis"
     return pd.Series(
         pd.Categorical(status, categories=["normal", "osteopenia", "osteoporosis"]),
         index=done.index,
@@ -96,9 +98,7 @@ def compute_outcomes(raw: pd.DataFrame, specs: dict[str, object]) -> pd.DataFram
         if kind in ("threshold", "bone_status"):
             done[name] = threshold(done, spec) if kind == "threshold" else bone_status(done, spec)
         else:
-            done[name] = {"bmd": bmd, "tscore": tscore, "self_report": self_report}[kind](
-                raw, spec
-            )
+            done[name] = {"bmd": bmd, "tscore": tscore, "self_report": self_report}[kind](raw, spec)
     return done
 
 

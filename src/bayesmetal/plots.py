@@ -21,8 +21,15 @@ def correlation_heatmap(corr: pd.DataFrame, title: str = "") -> Figure:
     for i in range(len(corr)):
         for j in range(len(corr)):
             value = corr.iat[i, j]
-            ax.text(j, i, f"{value:.2f}", ha="center", va="center",
-                    color="white" if abs(value) > 0.6 else "black", fontsize=9)
+            ax.text(
+                j,
+                i,
+                f"{value:.2f}",
+                ha="center",
+                va="center",
+                color="white" if abs(value) > 0.6 else "black",
+                fontsize=9,
+            )
     fig.colorbar(image, ax=ax, label="Pearson r (log exposures)")
     ax.set_title(title)
     fig.tight_layout()

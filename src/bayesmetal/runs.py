@@ -20,7 +20,9 @@ def atomic_folder(dest: Path, overwrite: bool = False) -> Iterator[Path]:
     """
     dest = Path(dest)
     if dest.exists() and not overwrite:
-        raise BayesmetalError(f"output folder {dest} already exists; pass --overwrite to replace it")
+        raise BayesmetalError(
+            f"output folder {dest} already exists; pass --overwrite to replace it"
+        )
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.partial-", dir=dest.parent))
     try:

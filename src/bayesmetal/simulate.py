@@ -97,7 +97,9 @@ DEMO_LABELS = {
 }  # fmt: skip
 
 
-def _metals(demo: pd.DataFrame, cycle: Cycle, rng: np.random.Generator) -> tuple[pd.DataFrame, dict]:
+def _metals(
+    demo: pd.DataFrame, cycle: Cycle, rng: np.random.Generator
+) -> tuple[pd.DataFrame, dict]:
     n = len(demo)
     table = pd.DataFrame({"SEQN": demo["SEQN"]})
     labels = {"SEQN": DEMO_LABELS["SEQN"]}
@@ -118,7 +120,9 @@ def _metals(demo: pd.DataFrame, cycle: Cycle, rng: np.random.Generator) -> tuple
 
 def _serum(demo: pd.DataFrame, cycle: Cycle, rng: np.random.Generator) -> tuple[pd.DataFrame, dict]:
     n = len(demo)
-    wvar, wlabel, share = SUBSAMPLES.get(("CUSEZN", cycle.code), ("WTSA2YR", "Subsample A weights", 1 / 3))
+    wvar, wlabel, share = SUBSAMPLES.get(
+        ("CUSEZN", cycle.code), ("WTSA2YR", "Subsample A weights", 1 / 3)
+    )
     measured = (rng.random(n) < share) & (demo["RIDAGEYR"] >= 6).to_numpy()
     table = pd.DataFrame({"SEQN": demo["SEQN"]})
     labels = {"SEQN": DEMO_LABELS["SEQN"], wvar: wlabel}
@@ -165,14 +169,29 @@ def synthetic_cycle(
         "PBCD": (metals, metal_labels),
         "CUSEZN": _serum(demo, cycle, rng),
         "DXX": (
-            pd.DataFrame({"SEQN": seqn, "DXDTOBMD": np.where(dxa, np.round(density, 3), np.nan),
-                          "DXXLSBMD": np.where(dxa, np.round(density - 0.08 + rng.normal(0, 0.04, n), 3), np.nan)}),
-            {"SEQN": label, "DXDTOBMD": "Total Bone Mineral Density (g/cm^2)",
-             "DXXLSBMD": "Lumbar Spine BMD (g/cm^2)"},
+            pd.DataFrame(
+                {
+                    "SEQN": seqn,
+                    "DXDTOBMD": np.where(dxa, np.round(density, 3), np.nan),
+                    "DXXLSBMD": np.where(
+                        dxa, np.round(density - 0.08 + rng.normal(0, 0.04, n), 3), np.nan
+                    ),
+                }
+            ),
+            {
+                "SEQN": label,
+                "DXDTOBMD": "Total Bone Mineral Density (g/cm^2)",
+                "DXXLSBMD": "Lumbar Spine BMD (g/cm^2)",
+            },
         ),
         "DXXFEM": (
-            pd.DataFrame({"SEQN": seqn, "DXXOFBMD": np.round(density - 0.05, 3),
-                          "DXXNKBMD": np.round(density - 0.15 + rng.normal(0, 0.03, n), 3)}),
+            pd.DataFrame(
+                {
+                    "SEQN": seqn,
+                    "DXXOFBMD": np.round(density - 0.05, 3),
+                    "DXXNKBMD": np.round(density - 0.15 + rng.normal(0, 0.03, n), 3),
+                }
+            ),
             {"SEQN": label, "DXXOFBMD": "Total femur BMD", "DXXNKBMD": "Femoral neck BMD"},
         ),
         "DXXSPN": (
@@ -200,17 +219,34 @@ def synthetic_cycle(
             {"SEQN": label, "DIQ010": "Doctor told you have diabetes"},
         ),
         "RHQ": (
-            pd.DataFrame({"SEQN": seqn[demo["RIAGENDR"] == 2],
-                          "RHQ031": _answers(rng, int((demo["RIAGENDR"] == 2).sum()), [1, 2], [0.5, 0.5]),
-                          "RHD043": _answers(rng, int((demo["RIAGENDR"] == 2).sum()), [3, 7, 9], [0.2, 0.75, 0.05])}),
-            {"SEQN": label, "RHQ031": "Had regular periods in past 12 months",
-             "RHD043": "Reason not having regular periods"},
+            pd.DataFrame(
+                {
+                    "SEQN": seqn[demo["RIAGENDR"] == 2],
+                    "RHQ031": _answers(rng, int((demo["RIAGENDR"] == 2).sum()), [1, 2], [0.5, 0.5]),
+                    "RHD043": _answers(
+                        rng, int((demo["RIAGENDR"] == 2).sum()), [3, 7, 9], [0.2, 0.75, 0.05]
+                    ),
+                }
+            ),
+            {
+                "SEQN": label,
+                "RHQ031": "Had regular periods in past 12 months",
+                "RHD043": "Reason not having regular periods",
+            },
         ),
         "SMQ": (
-            pd.DataFrame({"SEQN": seqn, "SMQ020": _answers(rng, n, [1, 2], [0.45, 0.55]),
-                          "SMQ040": _answers(rng, n, [1, 2, 3], [0.3, 0.1, 0.6])}),
-            {"SEQN": label, "SMQ020": "Smoked at least 100 cigarettes in life",
-             "SMQ040": "Do you now smoke cigarettes"},
+            pd.DataFrame(
+                {
+                    "SEQN": seqn,
+                    "SMQ020": _answers(rng, n, [1, 2], [0.45, 0.55]),
+                    "SMQ040": _answers(rng, n, [1, 2, 3], [0.3, 0.1, 0.6]),
+                }
+            ),
+            {
+                "SEQN": label,
+                "SMQ020": "Smoked at least 100 cigarettes in life",
+                "SMQ040": "Do you now smoke cigarettes",
+            },
         ),
         "OSQ": (
             pd.DataFrame({"SEQN": seqn, "OSQ060": np.where(density < 0.85, 1.0, 2.0)}),
@@ -252,6 +288,10 @@ def write_synthetic_nhanes(
         folder.mkdir(parents=True, exist_ok=True)
         for comp in components:
             frame, labels = tables[comp]
-            write_xpt(frame.reset_index(drop=True), labels, folder / cycle.file_name(comp),
-                      cycle.file_stem(comp))
+            write_xpt(
+                frame.reset_index(drop=True),
+                labels,
+                folder / cycle.file_name(comp),
+                cycle.file_stem(comp),
+            )
     return truth

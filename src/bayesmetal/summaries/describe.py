@@ -57,10 +57,10 @@ def table1(table: AnalysisTable, group_by: str | None = None) -> pd.DataFrame:
         values = frame[var]
         categorical = values.dtype == "category" or table.outcomes.get(var) == "bernoulli"
         if categorical:
-            levels = values.cat.categories if values.dtype == "category" else sorted(values.unique())
-            p, test = (
-                _categorical_test(values, frame[group_by]) if group_by else (float("nan"), "")
+            levels = (
+                values.cat.categories if values.dtype == "category" else sorted(values.unique())
             )
+            p, test = _categorical_test(values, frame[group_by]) if group_by else (float("nan"), "")
             for i, level in enumerate(levels):
                 row = {"variable": var, "level": str(level), "statistic": "n (%)"}
                 row["overall"] = _n_pct(values, level)
