@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -83,4 +84,56 @@ def fetch_main(argv: list[str] | None = None) -> int:
         return 2
     for result in results:
         print(f"{result.status:>10}  {result.path}  ({result.size} bytes)")
+    return 0
+
+
+def default_run_folder(config: RunConfig, config_path: str) -> Path:
+    """models/<config name>-<YYYYmmdd-HHMMSS> unless output.name is set."""
+    name = config.output.name or f"{Path(config_path).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return Path(config.output.root) / name
+
+
+def fit_main(argv: list[str] | None = None) -> int:
+    """`fit.py CONFIG`: fit the configured model and write a complete run folder."""
+    from bayesmetal import workflow
+    from bayesmetal.runs import write_run
+
+    parser = argparse.ArgumentParser(description="Fit a configured Bayesian mixture model.")
+    parser.add_argument("config", help="YAML run configuration")
+    parser.add_argument("--out", help="run folder (default: output.root/<config>-<time>)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE",
+                        help="override a config value, e.g. --set sampler.draws=500")  # fmt: skip
+    parser.add_argument("--data-dir", help="NHANES folder (overrides data.nhanes_dir)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="build the model, print it and a prior predictive check; no sampling")  # fmt: skip
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.config, args.set)
+        planned = workflow.plan(config, Path(args.data_dir) if args.data_dir else None)
+        print(planned.table.flow.to_string(index=False), end="\n\n")
+        for note in planned.design.notes:
+            print(f"note: {note}")
+        if args.dry_run:
+            for fit in planned.fits:
+                print(f"--- model {fit.label}\n{fit.model.str_repr()}\n")
+            print("prior predictive check (outcome scale):")
+            print(workflow.prior_predictive(planned).to_string(index=False))
+            return 0
+        out = Path(args.out) if args.out else default_run_folder(config, args.config)
+        if out.exists() and not args.overwrite:
+            raise BayesmetalError(
+                f"run folder {out} already exists; pass --overwrite to replace it"
+            )
+        results = workflow.fit(planned)
+        resolved = config.model_dump(mode="json", by_alias=True)
+        with atomic_folder(out, overwrite=args.overwrite) as folder:
+            write_run(folder, results, resolved, args.set)
+    except BayesmetalError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(results.verdict)
+    for name, table in results.tables.items():
+        print(f"\n{name}:\n{table.to_string(index=False, float_format=lambda v: f'{v:.4g}')}")
+    print(f"\nwrote {out}/ (report.html, idata, tables, figures)")
     return 0

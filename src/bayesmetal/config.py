@@ -14,7 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from bayesmetal.errors import ConfigError
 
-PATH_KEYS = {("data", "nhanes_dir")}  # resolved relative to the YAML file that sets them
+# resolved relative to the YAML file that sets them
+PATH_KEYS = {("data", "nhanes_dir"), ("table", "path"), ("output", "root")}
 
 
 class Strict(BaseModel):
@@ -274,12 +275,141 @@ class DataSpec(Strict):
     nhanes_dir: str = "data/nhanes"
 
 
+class TableSource(Strict):
+    """A user's own cohort: a CSV or parquet file and which column is what."""
+
+    path: str
+    outcome: str
+    family: Literal["gaussian", "bernoulli"]
+    exposures: list[str] = Field(min_length=1)
+    covariates: list[str] = []
+    categorical: list[str] = []  # covariates to dummy-code even if stored as numbers
+    weight: str | None = None
+    group: str | None = None
+    id: str | None = None
+
+    @model_validator(mode="after")
+    def _categorical_are_covariates(self) -> TableSource:
+        extra = set(self.categorical) - set(self.covariates) - {self.group}
+        if extra:
+            raise ValueError(
+                f"'categorical' lists columns that are not covariates: {sorted(extra)}"
+            )
+        return self
+
+
+class AnalysisSpec(Strict):
+    """Which outcome, exposures and covariates of the cohort a model uses."""
+
+    outcome: str | None = None  # required with a cohort; a table names its own
+    exposures: list[str] | None = None  # default: all of the cohort's
+    covariates: list[str] | None = None  # default: all of the cohort's
+
+
+class GlmSpec(Strict):
+    """Bayesian GLM: one exposure at a time, all together, or in quantiles with a trend."""
+
+    name: Literal["glm"]
+    kind: Literal["single", "multi", "quantile"] = "multi"
+    quantiles: int = Field(default=4, ge=2, le=10)
+
+
+class BwqsSpec(Strict):
+    """Bayesian WQS: Dirichlet weights over quantile scores (Colicino et al. 2020)."""
+
+    name: Literal["bwqs"]
+    quantiles: int = Field(default=4, ge=2, le=10)
+    direction: Literal["positive", "negative", "free"] = "free"
+    two_index: bool = False
+    group: str | None = None  # hierarchical: b1 varies by this covariate
+
+    @model_validator(mode="after")
+    def _compatible(self) -> BwqsSpec:
+        if self.two_index and self.direction != "free":
+            raise ValueError("two_index fixes the directions itself; leave direction 'free'")
+        if self.two_index and self.group is not None:
+            raise ValueError("two_index and group (hierarchical) cannot be combined")
+        return self
+
+
+ModelSpec = Annotated[GlmSpec | BwqsSpec, Field(discriminator="name")]
+
+
+class SamplerSpec(Strict):
+    """MCMC settings; the seed fixes every random choice of a run."""
+
+    chains: int = Field(default=4, ge=1, le=64)
+    tune: int = Field(default=1000, ge=0)
+    draws: int = Field(default=1000, ge=1)
+    target_accept: float = Field(default=0.9, gt=0, lt=1)
+    seed: int = Field(default=20240601, ge=0)
+    backend: Literal["auto", "pymc", "nutpie"] = "auto"
+    cores: int | None = Field(default=None, ge=1)
+    progressbar: bool = True
+
+
+class DiagnosticTargets(Strict):
+    """Thresholds a run is flagged against (never hidden)."""
+
+    max_rhat: float = 1.01
+    min_ess: float = 400
+    max_divergences: int = 0
+
+
+class SummarySpec(Strict):
+    """How posterior summaries are reported."""
+
+    ci_prob: float = Field(default=0.95, gt=0, lt=1)
+    targets: DiagnosticTargets = DiagnosticTargets()
+
+
+class OutputSpec(Strict):
+    """Where run folders go; the run name defaults to <config name>-<time>."""
+
+    root: str = "models"
+    name: str | None = None
+
+
 class RunConfig(Strict):
-    """A whole analysis file. Sections beyond the cohort are added by the fitting layer."""
+    """A whole analysis file: data, cohort or table, analysis, model, priors, sampler."""
 
     data: DataSpec = DataSpec()
-    cohort: CohortSpec
+    cohort: CohortSpec | None = None
+    table: TableSource | None = None
+    analysis: AnalysisSpec = AnalysisSpec()
+    model: ModelSpec | None = None
+    priors: dict[str, dict[str, Any]] = {}
+    sampler: SamplerSpec = SamplerSpec()
+    summaries: SummarySpec = SummarySpec()
+    output: OutputSpec = OutputSpec()
     source: str = ""  # set by load_config: the file the config came from
+
+    @model_validator(mode="after")
+    def _one_source(self) -> RunConfig:
+        if (self.cohort is None) == (self.table is None):
+            raise ValueError("give exactly one data source: 'cohort' (NHANES) or 'table'")
+        if self.cohort is not None and self.model is not None:
+            if self.analysis.outcome is None:
+                raise ValueError("analysis.outcome is required: which cohort outcome to model")
+            known = {
+                "outcome": set(self.cohort.outcomes),
+                "exposures": {e.name for e in self.cohort.exposures},
+                "covariates": set(self.cohort.covariates),
+            }
+            chosen = {
+                "outcome": [self.analysis.outcome],
+                "exposures": self.analysis.exposures or [],
+                "covariates": self.analysis.covariates or [],
+            }
+            for key, names in chosen.items():
+                unknown = [n for n in names if n not in known[key]]
+                if unknown:
+                    raise ValueError(
+                        f"analysis.{key}: {unknown} not in the cohort (known: {sorted(known[key])})"
+                    )
+        if self.table is not None and self.analysis != AnalysisSpec():
+            raise ValueError("with a 'table' source, name columns under table:, not analysis:")
+        return self
 
 
 # ----------------------------------------------------------------------------- loading
@@ -381,7 +511,35 @@ def parse_config(mapping: dict[str, Any], source: str, schema: type[BaseModel] =
         raise format_validation_error(exc, source, schema) from None
 
 
-def load_config(path: str | Path, schema: type[BaseModel] = RunConfig) -> Any:
-    """Load, merge includes and validate a YAML run configuration."""
+def apply_overrides(mapping: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply `key.path=value` overrides (value parsed as YAML) to a config mapping."""
+    result = deep_merge({}, mapping)
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set {item!r}: expected key.path=value")
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--set {item!r}: value is not valid YAML: {exc}") from exc
+        node = result
+        parts = key.split(".")
+        for part in parts[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {item!r}: {part!r} is not a section")
+            node = child
+        node[parts[-1]] = value
+    return result
+
+
+def load_config(
+    path: str | Path, overrides: list[str] | None = None, schema: type[BaseModel] = RunConfig
+) -> Any:
+    """Load, merge includes, apply --set overrides and validate a YAML run configuration."""
     path = Path(path)
-    return parse_config(load_mapping(path), str(path), schema)
+    mapping = apply_overrides(load_mapping(path), overrides or [])
+    source = str(path) + (f" (with --set {' '.join(overrides)})" if overrides else "")
+    return parse_config(mapping, source, schema)

@@ -34,3 +34,44 @@ def correlation_heatmap(corr: pd.DataFrame, title: str = "") -> Figure:
     ax.set_title(title)
     fig.tight_layout()
     return fig
+
+
+def forest(effects: pd.DataFrame, title: str = "") -> Figure:
+    """Point estimates and credible intervals, one row per fit and term."""
+    labels = [
+        f"{f}: {t}" if f not in t else t
+        for f, t in zip(effects["fit"], effects["term"], strict=True)
+    ]
+    fig, ax = plt.subplots(figsize=(7, 0.9 + 0.35 * len(effects)))
+    y = np.arange(len(effects))[::-1]
+    est, low, high = effects["estimate"], effects["lower"], effects["upper"]
+    ax.errorbar(est, y, xerr=[est - low, high - est], fmt="o", color="black", capsize=3)
+    ratio = (effects["measure"] == "odds ratio").all()
+    ax.axvline(1.0 if ratio else 0.0, color="grey", linestyle="--")
+    if ratio:
+        ax.set_xscale("log")
+    ax.set_yticks(y, labels)
+    prob = effects["ci_prob"].iloc[0]
+    ax.set_xlabel(f"{'odds ratio' if ratio else 'beta'} ({prob:.0%} credible interval)")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def weight_bars(weights: pd.DataFrame, title: str = "") -> Figure:
+    """BWQS weights with their credible intervals, one panel per index."""
+    indices = list(dict.fromkeys(weights["index"]))
+    fig, axes = plt.subplots(1, len(indices), figsize=(4.5 * len(indices), 3.5), squeeze=False)
+    for ax, index in zip(axes[0], indices, strict=True):
+        part = weights[weights["index"] == index].sort_values("mean", ascending=False)
+        x = np.arange(len(part))
+        ax.bar(x, part["mean"], color="steelblue")
+        ax.errorbar(x, part["mean"], yerr=[part["mean"] - part["lower"],
+                    part["upper"] - part["mean"]], fmt="none", color="black", capsize=3)  # fmt: skip
+        ax.axhline(1 / len(part), color="grey", linestyle="--", label="equal weights")
+        ax.set_xticks(x, part["exposure"])
+        ax.set_ylabel("weight")
+        ax.set_title(f"{title} {index}".strip())
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

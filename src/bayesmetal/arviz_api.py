@@ -1,0 +1,44 @@
+"""Every ArviZ call lives here (ArviZ 0.23 today; an upgrade to 1.x touches this file only).
+
+R-hat, bulk/tail ESS, divergences, netcdf I/O and rank plots.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+with warnings.catch_warnings():  # ArviZ 0.23 announces its 1.x refactor on import
+    warnings.simplefilter("ignore", FutureWarning)
+    import arviz as az
+
+InferenceData = az.InferenceData
+
+
+def load_idata(path: str) -> InferenceData:
+    """Read an InferenceData saved with `idata.to_netcdf`."""
+    return az.from_netcdf(path)
+
+
+def convergence_table(idata: InferenceData, var_names: list[str]) -> pd.DataFrame:
+    """R-hat (rank-normalised), bulk and tail ESS for every scalar element of the variables."""
+    table = az.summary(idata, var_names=var_names, kind="diagnostics")
+    table = table.rename(columns={"r_hat": "rhat"})[["rhat", "ess_bulk", "ess_tail"]]
+    return table.rename_axis("parameter").reset_index()
+
+
+def divergences(idata: InferenceData) -> int:
+    """Number of divergent transitions after warm-up, over all chains."""
+    stats = idata.sample_stats
+    return int(stats["diverging"].sum()) if "diverging" in stats else 0
+
+
+def rank_plot(idata: InferenceData, var_names: list[str]) -> Figure:
+    """Trace and rank plots side by side (ArviZ plot_trace with rank bars)."""
+    axes = az.plot_trace(idata, var_names=var_names, kind="rank_bars", compact=True)
+    figure = np.asarray(axes).ravel()[0].figure
+    figure.tight_layout()
+    return figure

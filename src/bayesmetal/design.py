@@ -1,0 +1,184 @@
+"""Design: the numeric arrays a model needs, built from an analysis table.
+
+Exposures are log-transformed (and standardised, and quantile-scored) on the analysis
+sample; categorical covariates are dummy-coded against their first level; numeric
+covariates are centred and scaled (so one prior fits all). Every transform is recorded so
+results can be mapped back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from bayesmetal.errors import DataError
+from bayesmetal.exposures import log_transform, quantile_scores, standardise
+
+
+@dataclass(frozen=True)
+class Terms:
+    """Exposure terms entering a GLM: a matrix and a label per column."""
+
+    values: np.ndarray
+    names: tuple[str, ...]
+    exposure: str = ""  # the exposure they describe, for per-exposure fits
+
+
+@dataclass(frozen=True)
+class Design:
+    """Everything a model builder reads; no model reads the analysis table itself."""
+
+    outcome: str
+    family: str
+    y: np.ndarray
+    exposures: tuple[str, ...]
+    concentrations: np.ndarray  # (n, M) as measured
+    log_exposures: np.ndarray  # (n, M)
+    z: np.ndarray  # (n, M) standardised logs
+    log_centre: np.ndarray
+    log_scale: np.ndarray
+    quantiles: np.ndarray  # (n, M) scores 0..q-1
+    n_quantiles: int
+    quantile_edges: dict[str, list[float]]
+    X: np.ndarray  # (n, P) covariates
+    covariate_columns: tuple[str, ...]
+    covariate_scaling: dict[str, tuple[float, float]]
+    ids: np.ndarray
+    group: np.ndarray | None = None
+    group_levels: tuple[str, ...] = ()
+    group_name: str | None = None
+    weights: np.ndarray | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def n(self) -> int:
+        return len(self.y)
+
+    def multi_terms(self) -> Terms:
+        """All exposures together, per unit of log concentration."""
+        return Terms(self.log_exposures, self.exposures)
+
+    def single_terms(self, exposure: str) -> Terms:
+        """One exposure, per unit of log concentration."""
+        j = self.exposures.index(exposure)
+        return Terms(self.log_exposures[:, [j]], (exposure,), exposure)
+
+    def quantile_terms(self, exposure: str) -> Terms:
+        """Indicators of quantiles 2..q of one exposure (quantile 1 is the reference)."""
+        j = self.exposures.index(exposure)
+        scores = self.quantiles[:, j]
+        levels = range(1, self.n_quantiles)
+        values = np.column_stack([(scores == k).astype(float) for k in levels])
+        return Terms(values, tuple(f"{exposure} Q{k + 1}" for k in levels), exposure)
+
+    def trend_terms(self, exposure: str) -> Terms:
+        """Each person's quantile median concentration, as a continuous trend variable."""
+        j = self.exposures.index(exposure)
+        scores, conc = self.quantiles[:, j], self.concentrations[:, j]
+        medians = {k: float(np.median(conc[scores == k])) for k in np.unique(scores)}
+        values = np.array([medians[k] for k in scores])[:, None]
+        return Terms(values, (f"{exposure} trend",), exposure)
+
+
+def _covariate_matrix(
+    frame: pd.DataFrame, covariates: list[str]
+) -> tuple[np.ndarray, list[str], dict[str, tuple[float, float]]]:
+    blocks, names, scaling = [], [], {}
+    for cov in covariates:
+        values = frame[cov]
+        if values.isna().any():
+            raise DataError(
+                f"covariate {cov!r} has {int(values.isna().sum())} missing values in the "
+                "analysis sample; make it required or give it a missing_level"
+            )
+        if isinstance(values.dtype, pd.CategoricalDtype) or values.dtype == object:
+            cat = pd.Categorical(values)
+            levels = [lv for lv in cat.categories if (cat == lv).any()]
+            if len(levels) < 2:
+                raise DataError(f"covariate {cov!r} has a single level in the analysis sample")
+            for level in levels[1:]:
+                blocks.append((cat == level).astype(float))
+                names.append(f"{cov}[{level}]")
+        else:
+            numeric = values.astype(float).to_numpy()
+            centre, scale = float(numeric.mean()), float(numeric.std(ddof=1))
+            if not scale > 0:
+                raise DataError(f"covariate {cov!r} is constant in the analysis sample")
+            blocks.append((numeric - centre) / scale)
+            names.append(cov)
+            scaling[cov] = (centre, scale)
+    matrix = np.column_stack(blocks) if blocks else np.zeros((len(frame), 0))
+    return matrix, names, scaling
+
+
+def make_design(
+    frame: pd.DataFrame,
+    outcome: str,
+    family: str,
+    exposures: list[str],
+    covariates: list[str],
+    n_quantiles: int = 4,
+    group: str | None = None,
+    weight_column: str | None = "weight_pooled",
+    id_column: str = "SEQN",
+) -> Design:
+    """Build a Design from an analysis table (one row a person)."""
+    missing = [c for c in [outcome, *exposures, *covariates, *([group] if group else [])]
+               if c not in frame.columns]  # fmt: skip
+    if missing:
+        raise DataError(f"analysis table has no column(s) {', '.join(missing)}")
+    y = frame[outcome].astype(float).to_numpy()
+    if np.isnan(y).any():
+        raise DataError(f"outcome {outcome!r} has {int(np.isnan(y).sum())} missing (NaN) values")
+    if family == "bernoulli" and not np.isin(y, [0.0, 1.0]).all():
+        raise DataError(f"outcome {outcome!r} must be 0/1 for a bernoulli model")
+    if family == "bernoulli" and len(np.unique(y)) < 2:
+        raise DataError(f"outcome {outcome!r} has a single value: nothing to model")
+    logs = log_transform(frame, exposures)
+    z, centre, scale = standardise(logs)
+    scores, edges = {}, {}
+    for name in exposures:
+        scores[name], cut_points = quantile_scores(frame[name], n_quantiles)
+        edges[name] = [float(e) for e in cut_points]
+    notes = [
+        f"{name}: {len(e) + 1} distinct quantile groups (ties at the LOD)"
+        for name, e in edges.items()
+        if len(e) + 1 < n_quantiles
+    ]
+    X, columns, scaling = _covariate_matrix(frame, covariates)
+    group_index, group_levels = None, ()
+    if group is not None:
+        cat = pd.Categorical(frame[group])
+        if cat.isna().any():
+            raise DataError(f"group column {group!r} has missing values")
+        group_levels = tuple(str(c) for c in cat.categories)
+        group_index = cat.codes.astype(int)
+    weights = None
+    if weight_column and weight_column in frame.columns:
+        weights = frame[weight_column].astype(float).to_numpy()
+    ids = frame[id_column].to_numpy() if id_column in frame.columns else np.arange(len(frame))
+    return Design(
+        outcome=outcome,
+        family=family,
+        y=y,
+        exposures=tuple(exposures),
+        concentrations=frame[exposures].astype(float).to_numpy(),
+        log_exposures=logs.to_numpy(),
+        z=z.to_numpy(),
+        log_centre=centre.to_numpy(),
+        log_scale=scale.to_numpy(),
+        quantiles=np.column_stack([scores[n].to_numpy() for n in exposures]),
+        n_quantiles=n_quantiles,
+        quantile_edges=edges,
+        X=X,
+        covariate_columns=tuple(columns),
+        covariate_scaling=scaling,
+        ids=ids,
+        group=group_index,
+        group_levels=group_levels,
+        group_name=group,
+        weights=weights,
+        notes=notes,
+    )

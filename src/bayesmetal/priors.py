@@ -1,0 +1,74 @@
+"""Priors are data: YAML mappings {distribution, parameters} turned into pymc-extras Priors.
+
+A model declares its defaults in the same format; a config's `priors:` block replaces any of
+them by name. An unknown name is an error listing the valid ones, and every resolved prior is
+saved with the run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from pymc_extras.prior import Prior
+
+from bayesmetal.errors import ConfigError
+
+OPTIONS = {"distribution", "centered", "transform"}
+
+
+def resolve(
+    defaults: dict[str, dict[str, Any]], overrides: dict[str, dict[str, Any]], model: str
+) -> dict[str, dict[str, Any]]:
+    """The model's default priors with the config's replacements applied."""
+    unknown = sorted(set(overrides) - set(defaults))
+    if unknown:
+        raise ConfigError(
+            f"priors: {', '.join(unknown)} not a prior of model {model!r}; "
+            f"valid names: {', '.join(sorted(defaults))}"
+        )
+    resolved = {key: dict(value) for key, value in defaults.items()}
+    for key, spec in overrides.items():
+        if not isinstance(spec, dict) or "distribution" not in spec:
+            raise ConfigError(f"priors.{key}: give a mapping with 'distribution' and parameters")
+        resolved[key] = dict(spec)
+    return resolved
+
+
+def _to_prior(spec: dict[str, Any], key: str, dims: tuple[str, ...], size: int | None) -> Prior:
+    params = {}
+    for name, value in spec.items():
+        if name in OPTIONS:
+            continue
+        if isinstance(value, dict):
+            params[name] = _to_prior(value, f"{key}.{name}", (), None)
+        else:
+            params[name] = np.asarray(value, dtype=float) if isinstance(value, list) else value
+    if spec["distribution"] == "Dirichlet" and size is not None:
+        alpha = np.asarray(params.get("a", 1.0), dtype=float)
+        if alpha.ndim == 0:
+            params["a"] = np.full(size, float(alpha))
+        elif alpha.shape != (size,):
+            raise ConfigError(f"priors.{key}.a: needs 1 or {size} values, got {alpha.size}")
+    extra = {"centered": spec["centered"]} if "centered" in spec else {}
+    return Prior(spec["distribution"], dims=dims or None, **extra, **params)
+
+
+def create(
+    specs: dict[str, dict[str, Any]],
+    key: str,
+    name: str | None = None,
+    dims: tuple[str, ...] = (),
+    size: int | None = None,
+):
+    """Create the model variable for prior `key` (inside a pm.Model context).
+
+    Errors from PyMC (unknown distribution, wrong parameter) name the config key.
+    """
+    try:
+        prior = _to_prior(specs[key], key, dims, size)
+        return prior.create_variable(name or key)
+    except ConfigError:
+        raise
+    except Exception as exc:  # PyMC/pymc-extras raise several types for bad parameters
+        raise ConfigError(f"priors.{key} = {specs[key]}: {exc}") from exc

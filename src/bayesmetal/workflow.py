@@ -1,0 +1,197 @@
+"""One analysis from configuration to results in memory: data, design, models, fits, summaries.
+
+Nothing here writes files (runs.py does) or reads argv (cli.py does).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pymc as pm
+from matplotlib.figure import Figure
+
+from bayesmetal import diagnostics, plots
+from bayesmetal import priors as prior_lib
+from bayesmetal.arviz_api import InferenceData, rank_plot
+from bayesmetal.cohort import AnalysisTable, load_cohort
+from bayesmetal.config import BwqsSpec, GlmSpec, RunConfig
+from bayesmetal.design import Design, make_design
+from bayesmetal.errors import ConfigError
+from bayesmetal.models import bwqs, glm
+from bayesmetal.sampling import sample
+from bayesmetal.summaries import bwqs as bwqs_summary
+from bayesmetal.summaries import glm as glm_summary
+from bayesmetal.tabular import load_table
+
+
+@dataclass
+class PlannedFit:
+    """A declared model waiting to be sampled, and the variables to diagnose."""
+
+    label: str
+    model: pm.Model
+
+    @property
+    def var_names(self) -> list[str]:
+        scalar_like = [v.name for v in self.model.free_RVs if "obs" not in
+                       self.model.named_vars_to_dims.get(v.name, ())]  # fmt: skip
+        derived = [v.name for v in self.model.deterministics]
+        return scalar_like + derived
+
+
+@dataclass
+class Plan:
+    """Everything decided before sampling."""
+
+    config: RunConfig
+    table: AnalysisTable
+    design: Design
+    priors: dict[str, dict[str, Any]]
+    fits: list[PlannedFit]
+
+
+@dataclass
+class Results:
+    """Posterior draws, convergence checks, tidy tables and figures of a run."""
+
+    plan: Plan
+    idatas: dict[str, InferenceData]
+    diagnostics: pd.DataFrame
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    figures: dict[str, Figure] = field(default_factory=dict)
+
+    @property
+    def verdict(self) -> str:
+        return diagnostics.verdict(self.diagnostics)
+
+
+def load_data(config: RunConfig, data_dir: Path | None = None) -> AnalysisTable:
+    """The analysis table from the NHANES cohort or the user's table."""
+    if config.table is not None:
+        return load_table(config.table)
+    return load_cohort(config.cohort, Path(data_dir or config.data.nhanes_dir))
+
+
+def build_design(config: RunConfig, table: AnalysisTable) -> Design:
+    """Choose outcome, exposures and covariates, then transform and code them."""
+    model = config.model
+    quantiles = model.quantiles if model is not None else 4
+    group = model.group if isinstance(model, BwqsSpec) else None
+    if config.table is not None:
+        outcome, exposures, covariates = (
+            config.table.outcome, config.table.exposures, config.table.covariates
+        )  # fmt: skip
+        group = group or None
+    else:
+        outcome = config.analysis.outcome
+        exposures = config.analysis.exposures or table.exposure_names
+        covariates = config.analysis.covariates or list(table.covariates)
+    family = table.outcomes[outcome]
+    if family not in ("gaussian", "bernoulli"):
+        raise ConfigError(
+            f"analysis.outcome {outcome!r} is {family}; models take gaussian or bernoulli"
+        )
+    if group is not None and group not in table.frame.columns:
+        raise ConfigError(f"model.group {group!r} is not a column of the analysis table")
+    return make_design(table.frame, outcome, family, exposures, covariates, quantiles, group)
+
+
+def default_priors(config: RunConfig, design: Design) -> dict[str, dict[str, Any]]:
+    """The selected model's default priors for this outcome family."""
+    if isinstance(config.model, GlmSpec):
+        return glm.default_priors(design.family)
+    return bwqs.default_priors(config.model, design.family)
+
+
+def declare_models(config: RunConfig, design: Design, priors) -> list[PlannedFit]:
+    """One model (multi-metal, BWQS) or one per exposure (single, quantile + trend)."""
+    spec = config.model
+    if isinstance(spec, BwqsSpec):
+        return [PlannedFit("bwqs", bwqs.build_bwqs(design, spec, priors))]
+    if spec.kind == "multi":
+        return [PlannedFit("multi", glm.build_glm(design, design.multi_terms(), priors))]
+    fits = []
+    for exposure in design.exposures:
+        if spec.kind == "single":
+            fits.append(PlannedFit(f"single_{exposure}",
+                                   glm.build_glm(design, design.single_terms(exposure), priors)))  # fmt: skip
+        else:
+            fits.append(PlannedFit(f"quantile_{exposure}",
+                                   glm.build_glm(design, design.quantile_terms(exposure), priors)))  # fmt: skip
+            fits.append(PlannedFit(f"trend_{exposure}",
+                                   glm.build_glm(design, design.trend_terms(exposure), priors)))  # fmt: skip
+    return fits
+
+
+def plan(config: RunConfig, data_dir: Path | None = None) -> Plan:
+    """Data, design, resolved priors and declared models: everything but sampling."""
+    if config.model is None:
+        raise ConfigError(f"{config.source}: no 'model:' section; nothing to fit")
+    table = load_data(config, data_dir)
+    design = build_design(config, table)
+    resolved = prior_lib.resolve(default_priors(config, design), config.priors, config.model.name)
+    return Plan(config, table, design, resolved, declare_models(config, design, resolved))
+
+
+def prior_predictive(plan_: Plan, draws: int = 200) -> pd.DataFrame:
+    """Prior predictive check: the spread of simulated outcomes next to the observed ones."""
+    rows = []
+    y = plan_.design.y
+    for i, fit in enumerate(plan_.fits):
+        with fit.model:
+            prior = pm.sample_prior_predictive(
+                draws=draws, random_seed=plan_.config.sampler.seed + i
+            )
+        simulated = prior.prior_predictive["y"].to_numpy().ravel()
+        rows.append({"fit": fit.label, "observed_mean": y.mean(), "observed_sd": y.std(),
+                     "prior_pred_p05": np.quantile(simulated, 0.05),
+                     "prior_pred_p50": np.quantile(simulated, 0.5),
+                     "prior_pred_p95": np.quantile(simulated, 0.95)})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def summarise(plan_: Plan, idatas: dict[str, InferenceData]) -> Results:
+    """Diagnostics, effect/weight tables and figures from the fitted models."""
+    config, design = plan_.config, plan_.design
+    prob = config.summaries.ci_prob
+    checks = pd.concat(
+        [
+            diagnostics.check(idatas[f.label], f.var_names, config.summaries.targets, f.label)
+            for f in plan_.fits
+        ],  # fmt: skip
+        ignore_index=True,
+    )
+    results = Results(plan_, idatas, checks)
+    title = f"{design.outcome} ({config.model.name})"
+    if isinstance(config.model, GlmSpec):
+        effects = pd.concat(
+            [
+                glm_summary.effects(idatas[f.label], design.family, prob, f.label)
+                for f in plan_.fits
+            ],
+            ignore_index=True,
+        )
+        results.tables["effects"] = effects
+        results.figures["forest"] = plots.forest(effects, title)
+    else:
+        weights = bwqs_summary.weights(idatas["bwqs"], prob)
+        results.tables["weights"] = weights
+        results.tables["index_effects"] = bwqs_summary.index_effects(
+            idatas["bwqs"], design.family, prob
+        )
+        results.figures["weights"] = plots.weight_bars(weights, title)
+    for fit in plan_.fits:
+        names = [n for n in fit.var_names if n != "gamma"]
+        results.figures[f"rank_{fit.label}"] = rank_plot(idatas[fit.label], names)
+    return results
+
+
+def fit(plan_: Plan) -> Results:
+    """Sample every declared model (seed + i for the i-th) and summarise."""
+    idatas = {f.label: sample(f.model, plan_.config.sampler, seed_offset=i)
+              for i, f in enumerate(plan_.fits)}  # fmt: skip
+    return summarise(plan_, idatas)
