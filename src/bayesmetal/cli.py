@@ -101,11 +101,19 @@ def fit_main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Fit a configured Bayesian mixture model.")
     parser.add_argument("config", help="YAML run configuration")
     parser.add_argument("--out", help="run folder (default: output.root/<config>-<time>)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE",
-                        help="override a config value, e.g. --set sampler.draws=500")  # fmt: skip
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY.PATH=VALUE",
+        help="override a config value, e.g. --set sampler.draws=500",
+    )
     parser.add_argument("--data-dir", help="NHANES folder (overrides data.nhanes_dir)")
-    parser.add_argument("--dry-run", action="store_true",
-                        help="build the model, print it and a prior predictive check; no sampling")  # fmt: skip
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="build the model, print it and a prior predictive check; no sampling",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     args = parser.parse_args(argv)
     try:

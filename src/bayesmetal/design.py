@@ -57,13 +57,14 @@ class Design:
         return len(self.y)
 
     def multi_terms(self) -> Terms:
-        """All exposures together, per unit of log concentration."""
-        return Terms(self.log_exposures, self.exposures)
+        """All exposures together, per unit of log concentration (centred: the slope is the
+        same, but the intercept no longer moves with it, which NUTS needs)."""
+        return Terms(self.log_exposures - self.log_centre, self.exposures)
 
     def single_terms(self, exposure: str) -> Terms:
-        """One exposure, per unit of log concentration."""
+        """One exposure, per unit of (centred) log concentration."""
         j = self.exposures.index(exposure)
-        return Terms(self.log_exposures[:, [j]], (exposure,), exposure)
+        return Terms(self.log_exposures[:, [j]] - self.log_centre[j], (exposure,), exposure)
 
     def quantile_terms(self, exposure: str) -> Terms:
         """Indicators of quantiles 2..q of one exposure (quantile 1 is the reference)."""
@@ -74,12 +75,18 @@ class Design:
         return Terms(values, tuple(f"{exposure} Q{k + 1}" for k in levels), exposure)
 
     def trend_terms(self, exposure: str) -> Terms:
-        """Each person's quantile median concentration, as a continuous trend variable."""
+        """Each person's quantile median concentration as a continuous trend variable,
+        standardised (so its effect is per SD of the quantile medians; P for trend is
+        unchanged by the scaling, and the sampler needs it: raw Se medians near 180 ug/L
+        made intercept and slope collinear)."""
         j = self.exposures.index(exposure)
         scores, conc = self.quantiles[:, j], self.concentrations[:, j]
         medians = {k: float(np.median(conc[scores == k])) for k in np.unique(scores)}
-        values = np.array([medians[k] for k in scores])[:, None]
-        return Terms(values, (f"{exposure} trend",), exposure)
+        values = np.array([medians[k] for k in scores])
+        if not values.std() > 0:
+            raise DataError(f"exposure {exposure!r} has a single quantile group: no trend")
+        values = (values - values.mean()) / values.std(ddof=1)
+        return Terms(values[:, None], (f"{exposure} trend (per SD of quantile medians)",), exposure)
 
 
 def _covariate_matrix(
@@ -125,8 +132,11 @@ def make_design(
     id_column: str = "SEQN",
 ) -> Design:
     """Build a Design from an analysis table (one row a person)."""
-    missing = [c for c in [outcome, *exposures, *covariates, *([group] if group else [])]
-               if c not in frame.columns]  # fmt: skip
+    missing = [
+        c
+        for c in [outcome, *exposures, *covariates, *([group] if group else [])]
+        if c not in frame.columns
+    ]
     if missing:
         raise DataError(f"analysis table has no column(s) {', '.join(missing)}")
     y = frame[outcome].astype(float).to_numpy()

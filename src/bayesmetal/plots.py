@@ -66,8 +66,14 @@ def weight_bars(weights: pd.DataFrame, title: str = "") -> Figure:
         part = weights[weights["index"] == index].sort_values("mean", ascending=False)
         x = np.arange(len(part))
         ax.bar(x, part["mean"], color="steelblue")
-        ax.errorbar(x, part["mean"], yerr=[part["mean"] - part["lower"],
-                    part["upper"] - part["mean"]], fmt="none", color="black", capsize=3)  # fmt: skip
+        ax.errorbar(
+            x,
+            part["mean"],
+            yerr=[part["mean"] - part["lower"], part["upper"] - part["mean"]],
+            fmt="none",
+            color="black",
+            capsize=3,
+        )
         ax.axhline(1 / len(part), color="grey", linestyle="--", label="equal weights")
         ax.set_xticks(x, part["exposure"])
         ax.set_ylabel("weight")

@@ -42,19 +42,28 @@ def render(
     figures: dict[str, bytes],
 ) -> str:
     """HTML text of the report; the caller writes it."""
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
-             f"</title><style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>"]  # fmt: skip
-    parts.append("<table>" + "".join(
-        f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in meta.items()
-    ) + "</table>")  # fmt: skip
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
+        f"</title><style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
+    ]
+    parts.append(
+        "<table>"
+        + "".join(
+            f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
+            for k, v in meta.items()
+        )
+        + "</table>"
+    )
     css = "ok" if converged else "bad"
     parts.append(f"<h2>Convergence</h2><p class='{css}'>{html.escape(verdict)}</p>")
     for name, table in tables.items():
         parts.append(f"<h2>{html.escape(name.replace('_', ' '))}</h2>{_table(table)}")
     for name, png in figures.items():
         data = base64.b64encode(png).decode("ascii")
-        parts.append(f"<h3>{html.escape(name.replace('_', ' '))}</h3>"
-                     f"<img alt='{html.escape(name)}' src='data:image/png;base64,{data}'>")  # fmt: skip
+        parts.append(
+            f"<h3>{html.escape(name.replace('_', ' '))}</h3>"
+            f"<img alt='{html.escape(name)}' src='data:image/png;base64,{data}'>"
+        )
     parts.append(f"<h2>Diagnostics (every parameter)</h2>{_table(diagnostics, ~diagnostics['ok'])}")
     parts.append("</body></html>")
     return "\n".join(parts)

@@ -69,8 +69,18 @@ def save_figure(figure: Figure, path: Path) -> bytes:
 
 def package_versions() -> dict[str, str]:
     """Versions that determine the numbers of a run."""
-    names = ["bayesmetal", "pymc", "pytensor", "pymc-extras", "arviz", "numpy", "pandas",
-             "scipy", "pyreadstat", "nutpie"]  # fmt: skip
+    names = [
+        "bayesmetal",
+        "pymc",
+        "pytensor",
+        "pymc-extras",
+        "arviz",
+        "numpy",
+        "pandas",
+        "scipy",
+        "pyreadstat",
+        "nutpie",
+    ]
     found = {"python": platform.python_version()}
     for name in names:
         try:
@@ -129,7 +139,12 @@ def write_run(
     }
     tables = {"flow": plan.table.flow, **results.tables}
     page = report.render(
-        f"bayesmetal: {Path(plan.config.source.split(' ')[0]).stem}", meta, results.verdict,
-        bool(results.diagnostics["ok"].all()), tables, results.diagnostics, pngs,
-    )  # fmt: skip
+        f"bayesmetal: {Path(plan.config.source.split(' ')[0]).stem}",
+        meta,
+        results.verdict,
+        bool(results.diagnostics["ok"].all()),
+        tables,
+        results.diagnostics,
+        pngs,
+    )
     (folder / "report.html").write_text(page)

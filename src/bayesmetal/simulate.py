@@ -39,9 +39,23 @@ SUBSAMPLES = {
     ("CUSEZN", "I"): ("WTSA2YR", "Subsample A weights", 1 / 3),
 }
 ALL_COMPONENTS = (
-    "DEMO", "PBCD", "CUSEZN", "DXX", "DXXFEM", "DXXSPN", "BMX", "COT", "PAQ", "FASTQX",
-    "BPQ", "DIQ", "RHQ", "SMQ", "OSQ", "ALQ",
-)  # fmt: skip
+    "DEMO",
+    "PBCD",
+    "CUSEZN",
+    "DXX",
+    "DXXFEM",
+    "DXXSPN",
+    "BMX",
+    "COT",
+    "PAQ",
+    "FASTQX",
+    "BPQ",
+    "DIQ",
+    "RHQ",
+    "SMQ",
+    "OSQ",
+    "ALQ",
+)
 
 
 @dataclass(frozen=True)
@@ -89,12 +103,17 @@ def _people(cycle: Cycle, n: int, rng: np.random.Generator) -> pd.DataFrame:
 
 
 DEMO_LABELS = {
-    "SEQN": "Respondent sequence number", "RIDSTATR": "Interview/Examination status",
-    "RIAGENDR": "Gender", "RIDAGEYR": "Age in years at screening",
-    "RIDRETH3": "Race/Hispanic origin w/ NH Asian", "INDFMPIR": "Ratio of family income to poverty",
-    "SDMVPSU": "Masked variance pseudo-PSU", "SDMVSTRA": "Masked variance pseudo-stratum",
-    "WTMEC2YR": "Full sample 2 year MEC exam weight", "WTMECPRP": "Full sample MEC exam weight",
-}  # fmt: skip
+    "SEQN": "Respondent sequence number",
+    "RIDSTATR": "Interview/Examination status",
+    "RIAGENDR": "Gender",
+    "RIDAGEYR": "Age in years at screening",
+    "RIDRETH3": "Race/Hispanic origin w/ NH Asian",
+    "INDFMPIR": "Ratio of family income to poverty",
+    "SDMVPSU": "Masked variance pseudo-PSU",
+    "SDMVSTRA": "Masked variance pseudo-stratum",
+    "WTMEC2YR": "Full sample 2 year MEC exam weight",
+    "WTMECPRP": "Full sample MEC exam weight",
+}
 
 
 def _metals(
@@ -259,9 +278,13 @@ def synthetic_cycle(
     }
     pa = {"SEQN": seqn}
     pa_labels = {"SEQN": label}
-    for gate, days, minutes in [("PAQ605", "PAQ610", "PAD615"), ("PAQ620", "PAQ625", "PAD630"),
-                                ("PAQ635", "PAQ640", "PAD645"), ("PAQ650", "PAQ655", "PAD660"),
-                                ("PAQ665", "PAQ670", "PAD675")]:  # fmt: skip
+    for gate, days, minutes in [
+        ("PAQ605", "PAQ610", "PAD615"),
+        ("PAQ620", "PAQ625", "PAD630"),
+        ("PAQ635", "PAQ640", "PAD645"),
+        ("PAQ650", "PAQ655", "PAD660"),
+        ("PAQ665", "PAQ670", "PAD675"),
+    ]:
         yes = rng.random(n) < 0.5
         pa[gate] = np.where(yes, 1.0, 2.0)
         pa[days] = np.where(yes, rng.integers(1, 8, n), np.nan)

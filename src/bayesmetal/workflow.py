@@ -37,8 +37,11 @@ class PlannedFit:
 
     @property
     def var_names(self) -> list[str]:
-        scalar_like = [v.name for v in self.model.free_RVs if "obs" not in
-                       self.model.named_vars_to_dims.get(v.name, ())]  # fmt: skip
+        scalar_like = [
+            v.name
+            for v in self.model.free_RVs
+            if "obs" not in self.model.named_vars_to_dims.get(v.name, ())
+        ]
         derived = [v.name for v in self.model.deterministics]
         return scalar_like + derived
 
@@ -83,8 +86,10 @@ def build_design(config: RunConfig, table: AnalysisTable) -> Design:
     group = model.group if isinstance(model, BwqsSpec) else None
     if config.table is not None:
         outcome, exposures, covariates = (
-            config.table.outcome, config.table.exposures, config.table.covariates
-        )  # fmt: skip
+            config.table.outcome,
+            config.table.exposures,
+            config.table.covariates,
+        )
         group = group or None
     else:
         outcome = config.analysis.outcome
@@ -117,13 +122,24 @@ def declare_models(config: RunConfig, design: Design, priors) -> list[PlannedFit
     fits = []
     for exposure in design.exposures:
         if spec.kind == "single":
-            fits.append(PlannedFit(f"single_{exposure}",
-                                   glm.build_glm(design, design.single_terms(exposure), priors)))  # fmt: skip
+            fits.append(
+                PlannedFit(
+                    f"single_{exposure}",
+                    glm.build_glm(design, design.single_terms(exposure), priors),
+                )
+            )
         else:
-            fits.append(PlannedFit(f"quantile_{exposure}",
-                                   glm.build_glm(design, design.quantile_terms(exposure), priors)))  # fmt: skip
-            fits.append(PlannedFit(f"trend_{exposure}",
-                                   glm.build_glm(design, design.trend_terms(exposure), priors)))  # fmt: skip
+            fits.append(
+                PlannedFit(
+                    f"quantile_{exposure}",
+                    glm.build_glm(design, design.quantile_terms(exposure), priors),
+                )
+            )
+            fits.append(
+                PlannedFit(
+                    f"trend_{exposure}", glm.build_glm(design, design.trend_terms(exposure), priors)
+                )
+            )
     return fits
 
 
@@ -147,10 +163,16 @@ def prior_predictive(plan_: Plan, draws: int = 200) -> pd.DataFrame:
                 draws=draws, random_seed=plan_.config.sampler.seed + i
             )
         simulated = prior.prior_predictive["y"].to_numpy().ravel()
-        rows.append({"fit": fit.label, "observed_mean": y.mean(), "observed_sd": y.std(),
-                     "prior_pred_p05": np.quantile(simulated, 0.05),
-                     "prior_pred_p50": np.quantile(simulated, 0.5),
-                     "prior_pred_p95": np.quantile(simulated, 0.95)})  # fmt: skip
+        rows.append(
+            {
+                "fit": fit.label,
+                "observed_mean": y.mean(),
+                "observed_sd": y.std(),
+                "prior_pred_p05": np.quantile(simulated, 0.05),
+                "prior_pred_p50": np.quantile(simulated, 0.5),
+                "prior_pred_p95": np.quantile(simulated, 0.95),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -162,7 +184,7 @@ def summarise(plan_: Plan, idatas: dict[str, InferenceData]) -> Results:
         [
             diagnostics.check(idatas[f.label], f.var_names, config.summaries.targets, f.label)
             for f in plan_.fits
-        ],  # fmt: skip
+        ],
         ignore_index=True,
     )
     results = Results(plan_, idatas, checks)
@@ -192,6 +214,8 @@ def summarise(plan_: Plan, idatas: dict[str, InferenceData]) -> Results:
 
 def fit(plan_: Plan) -> Results:
     """Sample every declared model (seed + i for the i-th) and summarise."""
-    idatas = {f.label: sample(f.model, plan_.config.sampler, seed_offset=i)
-              for i, f in enumerate(plan_.fits)}  # fmt: skip
+    idatas = {
+        f.label: sample(f.model, plan_.config.sampler, seed_offset=i)
+        for i, f in enumerate(plan_.fits)
+    }
     return summarise(plan_, idatas)

@@ -27,8 +27,12 @@ def default_priors(spec: BwqsSpec, family: str) -> dict[str, dict[str, Any]]:
         "gamma": {"distribution": "Normal", "mu": 0, "sigma": 2.5},
     }
     if spec.two_index:
-        priors |= {"weights_pos": dict(DIRICHLET), "weights_neg": dict(DIRICHLET),
-                   "b1_pos": dict(HALF), "b1_neg": dict(HALF)}  # fmt: skip
+        priors |= {
+            "weights_pos": dict(DIRICHLET),
+            "weights_neg": dict(DIRICHLET),
+            "b1_pos": dict(HALF),
+            "b1_neg": dict(HALF),
+        }
     elif spec.group is not None:
         priors |= {
             "weights": dict(DIRICHLET),
@@ -40,8 +44,11 @@ def default_priors(spec: BwqsSpec, family: str) -> dict[str, dict[str, Any]]:
             },
         }
     else:
-        b1 = dict(HALF) if spec.direction != "free" else {"distribution": "Normal", "mu": 0,
-                                                          "sigma": 2.5}  # fmt: skip
+        b1 = (
+            dict(HALF)
+            if spec.direction != "free"
+            else {"distribution": "Normal", "mu": 0, "sigma": 2.5}
+        )
         priors |= {"weights": dict(DIRICHLET), "b1": b1}
     return priors | family_priors(family)
 
@@ -66,8 +73,9 @@ def build_bwqs(design: Design, spec: BwqsSpec, priors: dict[str, dict[str, Any]]
         eta = prior_lib.create(priors, "intercept")
         if spec.two_index:
             for sign in ("pos", "neg"):
-                w = prior_lib.create(priors, f"weights_{sign}", name=f"w_{sign}",
-                                     dims=("exposure",), size=m)  # fmt: skip
+                w = prior_lib.create(
+                    priors, f"weights_{sign}", name=f"w_{sign}", dims=("exposure",), size=m
+                )
                 b1 = _signed(priors, f"b1_{sign}", f"b1_{sign}", negative=(sign == "neg"))
                 eta = eta + b1 * pm.math.dot(scores, w)
         else:

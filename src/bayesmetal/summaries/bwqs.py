@@ -28,7 +28,7 @@ def weights(idata: InferenceData, ci_prob: float) -> pd.DataFrame:
                     "lower": low[j],
                     "upper": high[j],
                     "prob_largest": largest[j],
-                }  # fmt: skip
+                }
             )
     table = pd.DataFrame(rows)
     table["ci_prob"] = ci_prob
@@ -48,11 +48,20 @@ def index_effects(idata: InferenceData, family: str, ci_prob: float) -> pd.DataF
         low, high = interval(samples, ci_prob)
         pd_ = prob_direction(samples)
         for j, label in enumerate(labels):
-            row = {"parameter": var, "group": str(label), "mean": samples[:, j].mean(),
-                   "lower": low[j], "upper": high[j], "prob_direction": pd_[j]}  # fmt: skip
+            row = {
+                "parameter": var,
+                "group": str(label),
+                "mean": samples[:, j].mean(),
+                "lower": low[j],
+                "upper": high[j],
+                "prob_direction": pd_[j],
+            }
             if family == "bernoulli":
-                row |= {"odds_ratio": float(np.exp(np.median(samples[:, j]))),
-                        "or_lower": float(np.exp(low[j])), "or_upper": float(np.exp(high[j]))}  # fmt: skip
+                row |= {
+                    "odds_ratio": float(np.exp(np.median(samples[:, j]))),
+                    "or_lower": float(np.exp(low[j])),
+                    "or_upper": float(np.exp(high[j])),
+                }
             rows.append(row)
     table = pd.DataFrame(rows)
     table["ci_prob"] = ci_prob

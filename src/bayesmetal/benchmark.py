@@ -1,0 +1,46 @@
+"""Timing and sampling efficiency of configured fits, for scripts/bench.py."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from bayesmetal.config import load_config
+from bayesmetal.workflow import fit, plan
+
+
+def bench_config(path: Path, overrides: list[str] | None = None) -> dict[str, object]:
+    """Fit one config (no files written): wall time, min ESS and ESS per second."""
+    config = load_config(path, [*(overrides or []), "sampler.progressbar=false"])
+    start = time.perf_counter()
+    planned = plan(config)
+    prepared = time.perf_counter() - start
+    results = fit(planned)
+    total = time.perf_counter() - start
+    sampling = sum(float(i.attrs["wall_time_s"]) for i in results.idatas.values())
+    checks = results.diagnostics
+    min_ess = float(checks[["ess_bulk", "ess_tail"]].min().min())
+    return {
+        "config": Path(path).name,
+        "n": planned.design.n,
+        "fits": len(planned.fits),
+        "chains x draws": f"{config.sampler.chains} x {config.sampler.draws}",
+        "backend": ",".join(
+            sorted({str(i.attrs["sampler_backend"]) for i in results.idatas.values()})
+        ),
+        "prepare_s": round(prepared, 1),
+        "sample_s": round(sampling, 1),
+        "wall_s": round(total, 1),
+        "min_ess": round(min_ess),
+        "min_ess_per_s": round(min_ess / sampling, 1),
+        "max_rhat": round(float(checks["rhat"].max()), 3),
+        "divergences": int(checks.groupby("fit")["divergences"].first().sum()),
+        "converged": bool(checks["ok"].all()),
+    }
+
+
+def bench_configs(paths: list[Path], overrides: list[str] | None = None) -> pd.DataFrame:
+    """One row per config, measured in one process one after another."""
+    return pd.DataFrame([bench_config(p, overrides) for p in paths])
