@@ -33,6 +33,7 @@ def test_children_bmd_2017_flow_on_embedded_data():
     assert table.frame["age"].between(8, 19).all()
     assert table.frame[["lumbar_bmd", "total_bmd", "Pb", "Cd"]].notna().all().all()
     assert (table.frame["pir"] == "unknown").sum() == 127  # kept as a level, counted in flow
+    assert table.frame[["SDMVPSU", "SDMVSTRA"]].notna().all().all()  # survey design carried
 
 
 def test_adults_op_2013_flow_uses_subsample_weight():

@@ -13,6 +13,10 @@ from bayesmetal.errors import DataError
 from bayesmetal.exposures import unit_from_label
 
 
+# Survey design variables (masked variance units) carried into every analysis table.
+SURVEY_DESIGN = ("SDMVPSU", "SDMVSTRA")
+
+
 @dataclass(frozen=True)
 class ExposureInfo:
     """What a table needs to describe an exposure: variable, label and unit from the file."""
@@ -28,8 +32,8 @@ class AnalysisTable:
     """One row per person in the analysis sample, and the flow table that led to it.
 
     Columns: SEQN, cycle, each exposure by name (raw concentration), `<name>_below_lod`,
-    each covariate, each outcome, `weight` (survey weight of the cycle) and
-    `weight_pooled` (weight x share of pooled survey years).
+    each covariate, each outcome, `weight` (survey weight of the cycle), `weight_pooled`
+    (weight x share of pooled survey years) and the design variables SDMVPSU, SDMVSTRA.
     """
 
     frame: pd.DataFrame
@@ -64,7 +68,7 @@ def read_raw(spec: CohortSpec, data_dir: Path) -> nhanes.RawTable:
         spec.cycles,
         spec.components,
         required_variables(spec),
-        optional=tuple(spec.weight.candidates),
+        optional=(*spec.weight.candidates, *SURVEY_DESIGN),
     )
 
 
@@ -160,6 +164,9 @@ def build(raw_table: nhanes.RawTable, spec: CohortSpec) -> AnalysisTable:
         frame[name] = outcome_table.loc[keep, name]
     frame["weight"] = weight[keep]
     frame["weight_pooled"] = weight[keep] * raw.loc[keep, "pool_factor"]
+    for column in SURVEY_DESIGN:
+        if column in raw.columns:
+            frame[column] = raw.loc[keep, column]
     return AnalysisTable(
         frame=frame.reset_index(drop=True),
         flow=flow.table(),

@@ -15,7 +15,7 @@ import pyreadstat
 
 from bayesmetal import nhanes
 from bayesmetal.catalog import get_cycle
-from bayesmetal.cohort import required_variables
+from bayesmetal.cohort import SURVEY_DESIGN, required_variables
 from bayesmetal.config import CohortSpec
 from bayesmetal.errors import DataError
 
@@ -24,7 +24,8 @@ def columns_needed(specs: list[CohortSpec], source_dir: Path) -> dict[tuple[str,
     """(cycle, component) -> columns that some cohort reads from that file."""
     needed: dict[tuple[str, str], list[str]] = {}
     for spec in specs:
-        wanted = set(required_variables(spec)) | set(spec.weight.candidates)
+        optional = set(spec.weight.candidates) | set(SURVEY_DESIGN)
+        wanted = set(required_variables(spec)) | optional
         for label in spec.cycles:
             cycle = get_cycle(label)
             for comp in spec.components:
@@ -32,7 +33,7 @@ def columns_needed(specs: list[CohortSpec], source_dir: Path) -> dict[tuple[str,
                 present = [c for c in nhanes.column_labels(path) if c in wanted]
                 key = (label, comp)
                 needed[key] = list(dict.fromkeys([nhanes.ID, *needed.get(key, []), *present]))
-                wanted -= set(present) - set(spec.weight.candidates)
+                wanted -= set(present) - optional
     return needed
 
 
