@@ -23,6 +23,16 @@ def load_idata(path: str) -> InferenceData:
     return az.from_netcdf(path)
 
 
+def from_chains(
+    draws: dict[str, np.ndarray],
+    coords: dict[str, list],
+    dims: dict[str, list[str]],
+    stats: dict[str, np.ndarray] | None = None,
+) -> InferenceData:
+    """InferenceData from arrays shaped (chain, draw, ...) produced by a custom sampler."""
+    return az.from_dict(posterior=draws, sample_stats=stats or {}, coords=coords, dims=dims)
+
+
 def convergence_table(idata: InferenceData, var_names: list[str]) -> pd.DataFrame:
     """R-hat (rank-normalised), bulk and tail ESS for every scalar element of the variables."""
     table = az.summary(idata, var_names=var_names, kind="diagnostics")

@@ -124,7 +124,12 @@ def fit_main(argv: list[str] | None = None) -> int:
             print(f"note: {note}")
         if args.dry_run:
             for fit in planned.fits:
-                print(f"--- model {fit.label}\n{fit.model.str_repr()}\n")
+                shown = (
+                    fit.model.str_repr()
+                    if fit.model is not None
+                    else (f"sampled by its own runner; priors: {planned.priors}")
+                )
+                print(f"--- model {fit.label}\n{shown}\n")
             print("prior predictive check (outcome scale):")
             print(workflow.prior_predictive(planned).to_string(index=False))
             return 0

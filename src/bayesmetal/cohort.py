@@ -12,7 +12,6 @@ from bayesmetal.config import CohortSpec, IncludeRule
 from bayesmetal.errors import DataError
 from bayesmetal.exposures import unit_from_label
 
-
 # Survey design variables (masked variance units) carried into every analysis table.
 SURVEY_DESIGN = ("SDMVPSU", "SDMVSTRA")
 

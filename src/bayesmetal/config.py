@@ -332,7 +332,24 @@ class BwqsSpec(Strict):
         return self
 
 
-ModelSpec = Annotated[GlmSpec | BwqsSpec, Field(discriminator="name")]
+class BkmrSpec(Strict):
+    """BKMR: y = h(z) + X beta + e, h a Gaussian process, spike-and-slab selection of r_m."""
+
+    name: Literal["bkmr"]
+    selection: Literal["component", "none"] = "component"
+    knots: int | None = Field(default=None, ge=5)  # Gaussian predictive process for large n
+    sampler: Literal["gibbs", "pymc"] = "gibbs"  # fast path, or PyMC's compound step (reference)
+    draws_for_h: int = Field(default=200, ge=10)  # posterior draws used for h summaries
+    ngrid: int = Field(default=30, ge=5, le=200)  # grid points of exposure-response curves
+
+    @model_validator(mode="after")
+    def _compatible(self) -> BkmrSpec:
+        if self.sampler == "pymc" and self.knots is not None:
+            raise ValueError("knots need sampler: gibbs (the PyMC reference model is exact)")
+        return self
+
+
+ModelSpec = Annotated[GlmSpec | BwqsSpec | BkmrSpec, Field(discriminator="name")]
 
 
 class SamplerSpec(Strict):

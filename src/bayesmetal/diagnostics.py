@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from bayesmetal.arviz_api import InferenceData, convergence_table, divergences
@@ -19,6 +20,9 @@ def check(
     problems = []
     for _, row in table.iterrows():
         issues = []
+        if np.isnan(row["rhat"]) and np.isnan(row["ess_bulk"]):
+            problems.append("")  # no variation in any draw (e.g. a PIP of exactly 0 or 1)
+            continue
         if not row["rhat"] <= targets.max_rhat:
             issues.append(f"R-hat {row['rhat']:.3f} > {targets.max_rhat}")
         if not min(row["ess_bulk"], row["ess_tail"]) >= targets.min_ess:
@@ -28,6 +32,7 @@ def check(
         problems.append("; ".join(issues))
     table["problems"] = problems
     table["ok"] = table["problems"] == ""
+    table["note"] = np.where(table["rhat"].isna(), "constant in every draw", "")
     return table
 
 

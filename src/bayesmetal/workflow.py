@@ -5,6 +5,7 @@ Nothing here writes files (runs.py does) or reads argv (cli.py does).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,11 +19,12 @@ from bayesmetal import diagnostics, plots
 from bayesmetal import priors as prior_lib
 from bayesmetal.arviz_api import InferenceData, rank_plot
 from bayesmetal.cohort import AnalysisTable, load_cohort
-from bayesmetal.config import BwqsSpec, GlmSpec, RunConfig
+from bayesmetal.config import BkmrSpec, BwqsSpec, GlmSpec, RunConfig, SamplerSpec
 from bayesmetal.design import Design, make_design
 from bayesmetal.errors import ConfigError
-from bayesmetal.models import bwqs, glm
+from bayesmetal.models import bkmr, bwqs, glm
 from bayesmetal.sampling import sample
+from bayesmetal.summaries import bkmr as bkmr_summary
 from bayesmetal.summaries import bwqs as bwqs_summary
 from bayesmetal.summaries import glm as glm_summary
 from bayesmetal.tabular import load_table
@@ -30,13 +32,21 @@ from bayesmetal.tabular import load_table
 
 @dataclass
 class PlannedFit:
-    """A declared model waiting to be sampled, and the variables to diagnose."""
+    """A declared model waiting to be sampled, and the variables to diagnose.
+
+    `runner` replaces PyMC's sampler for models with a dedicated one (BKMR's Gibbs path);
+    `model` is then the declaration it samples, when small enough to build.
+    """
 
     label: str
-    model: pm.Model
+    model: pm.Model | None
+    runner: Callable[[SamplerSpec, int], InferenceData] | None = None
+    variables: list[str] | None = None
 
     @property
     def var_names(self) -> list[str]:
+        if self.variables is not None:
+            return self.variables
         scalar_like = [
             v.name
             for v in self.model.free_RVs
@@ -82,7 +92,7 @@ def load_data(config: RunConfig, data_dir: Path | None = None) -> AnalysisTable:
 def build_design(config: RunConfig, table: AnalysisTable) -> Design:
     """Choose outcome, exposures and covariates, then transform and code them."""
     model = config.model
-    quantiles = model.quantiles if model is not None else 4
+    quantiles = getattr(model, "quantiles", 4)
     group = model.group if isinstance(model, BwqsSpec) else None
     if config.table is not None:
         outcome, exposures, covariates = (
@@ -109,12 +119,16 @@ def default_priors(config: RunConfig, design: Design) -> dict[str, dict[str, Any
     """The selected model's default priors for this outcome family."""
     if isinstance(config.model, GlmSpec):
         return glm.default_priors(design.family)
+    if isinstance(config.model, BkmrSpec):
+        return bkmr.default_priors(design)
     return bwqs.default_priors(config.model, design.family)
 
 
 def declare_models(config: RunConfig, design: Design, priors) -> list[PlannedFit]:
     """One model (multi-metal, BWQS) or one per exposure (single, quantile + trend)."""
     spec = config.model
+    if isinstance(spec, BkmrSpec):
+        return [bkmr_fit(design, spec, priors)]
     if isinstance(spec, BwqsSpec):
         return [PlannedFit("bwqs", bwqs.build_bwqs(design, spec, priors))]
     if spec.kind == "multi":
@@ -143,6 +157,20 @@ def declare_models(config: RunConfig, design: Design, priors) -> list[PlannedFit
     return fits
 
 
+def bkmr_fit(design: Design, spec: BkmrSpec, priors) -> PlannedFit:
+    """BKMR: the PyMC model (reference path), or the Gibbs runner on the same priors."""
+    variables = ["beta", "sigma_sq", "lambda", "r"]
+    if spec.selection == "component":
+        variables += ["delta", "pi"]
+    if spec.sampler == "pymc":
+        return PlannedFit("bkmr", bkmr.build_bkmr(design, spec, priors), variables=variables)
+
+    def run(sampler: SamplerSpec, offset: int) -> InferenceData:
+        return bkmr.sample_gibbs(design, spec, priors, sampler)
+
+    return PlannedFit("bkmr", None, runner=run, variables=variables)
+
+
 def plan(config: RunConfig, data_dir: Path | None = None) -> Plan:
     """Data, design, resolved priors and declared models: everything but sampling."""
     if config.model is None:
@@ -158,6 +186,8 @@ def prior_predictive(plan_: Plan, draws: int = 200) -> pd.DataFrame:
     rows = []
     y = plan_.design.y
     for i, fit in enumerate(plan_.fits):
+        if fit.model is None:
+            continue
         with fit.model:
             prior = pm.sample_prior_predictive(
                 draws=draws, random_seed=plan_.config.sampler.seed + i
@@ -199,6 +229,8 @@ def summarise(plan_: Plan, idatas: dict[str, InferenceData]) -> Results:
         )
         results.tables["effects"] = effects
         results.figures["forest"] = plots.forest(effects, title)
+    elif isinstance(config.model, BkmrSpec):
+        bkmr_summaries(plan_, idatas["bkmr"], results)
     else:
         weights = bwqs_summary.weights(idatas["bwqs"], prob)
         results.tables["weights"] = weights
@@ -207,15 +239,47 @@ def summarise(plan_: Plan, idatas: dict[str, InferenceData]) -> Results:
         )
         results.figures["weights"] = plots.weight_bars(weights, title)
     for fit in plan_.fits:
-        names = [n for n in fit.var_names if n != "gamma"]
+        names = [n for n in fit.var_names if n not in ("gamma", "beta", "delta")]
         results.figures[f"rank_{fit.label}"] = rank_plot(idatas[fit.label], names)
     return results
 
 
+def bkmr_summaries(plan_: Plan, idata: InferenceData, results: Results) -> None:
+    """PIPs, exposure-response curves and risk summaries, with their figures."""
+    spec, design, config = plan_.config.model, plan_.design, plan_.config
+    prob, seed = config.summaries.ci_prob, config.sampler.seed
+    knots = bkmr.knots_for(design, spec, seed)
+    post = bkmr_summary.h_posterior(idata, design, spec.draws_for_h, seed, knots)
+    tables = results.tables
+    if spec.selection == "component":
+        tables["pips"] = bkmr_summary.pips(idata)
+        results.figures["pips"] = plots.pip_bars(tables["pips"])
+        ranked = tables["pips"].sort_values("pip", ascending=False)["variable"].tolist()
+    else:
+        ranked = list(design.exposures)
+    tables["univariate"] = bkmr_summary.pred_resp_univar(post, spec.ngrid, seed=seed, prob=prob)
+    tables["overall_risk"] = bkmr_summary.overall_risk(post, seed=seed, prob=prob)
+    tables["single_var_risk"] = bkmr_summary.single_var_risk(post, seed=seed, prob=prob)
+    tables["single_var_interaction"] = bkmr_summary.single_var_interaction(
+        post, seed=seed, prob=prob
+    )
+    pairs = [(a, b) for a in ranked[:3] for b in ranked[:3] if a != b]
+    tables["bivariate_levels"] = bkmr_summary.pred_resp_bivar_levels(
+        post, pairs, spec.ngrid, seed=seed, prob=prob
+    )
+    results.figures["univariate"] = plots.univariate_panel(tables["univariate"], design.outcome)
+    results.figures["bivariate_levels"] = plots.bivariate_levels(tables["bivariate_levels"])
+    results.figures["overall_risk"] = plots.risk_plot(
+        tables["overall_risk"], "quantile", "overall risk vs all at median"
+    )
+    results.figures["single_var_risk"] = plots.single_var_risk_plot(tables["single_var_risk"])
+
+
 def fit(plan_: Plan) -> Results:
     """Sample every declared model (seed + i for the i-th) and summarise."""
+    sampler = plan_.config.sampler
     idatas = {
-        f.label: sample(f.model, plan_.config.sampler, seed_offset=i)
+        f.label: f.runner(sampler, i) if f.runner else sample(f.model, sampler, seed_offset=i)
         for i, f in enumerate(plan_.fits)
     }
     return summarise(plan_, idatas)

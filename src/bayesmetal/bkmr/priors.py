@@ -1,0 +1,58 @@
+"""BKMR default priors (R bkmr's kmbayes defaults) and their log-densities for the sampler."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pymc as pm
+import pytensor
+import pytensor.tensor as pt
+
+from bayesmetal.errors import ConfigError
+
+# R bkmr defaults: lambda ~ Gamma(mean 10, sd 10); r: 1/r ~ Unif(0, 100), i.e. a Pareto(1, 0.01)
+# density 0.01 / r^2 on r >= 0.01; 1/sigma2 ~ Gamma(0.001, 0.001); pi ~ Beta(1, 1). R uses a
+# flat prior on beta; a wide Normal keeps the posterior proper and the prior predictive usable.
+DEFAULT_PRIORS: dict[str, dict[str, Any]] = {
+    "beta": {"distribution": "Normal", "mu": 0, "sigma": 10},
+    "sigma_sq": {"distribution": "InverseGamma", "alpha": 0.001, "beta": 0.001},
+    "lambda": {"distribution": "Gamma", "alpha": 1.0, "beta": 0.1},
+    "r": {"distribution": "Pareto", "alpha": 1.0, "m": 0.01},
+    "pi": {"distribution": "Beta", "alpha": 1.0, "beta": 1.0},
+}
+CONJUGATE = {"beta": "Normal", "sigma_sq": "InverseGamma", "pi": "Beta"}
+
+
+def dist(spec: dict[str, Any], key: str):
+    """A PyMC distribution (unnamed) from a prior spec, for log-densities and draws."""
+    params = {k: v for k, v in spec.items() if k != "distribution"}
+    if any(isinstance(v, dict) for v in params.values()):
+        raise ConfigError(f"priors.{key}: the BKMR sampler takes fixed prior parameters")
+    try:
+        return getattr(pm, spec["distribution"]).dist(**params)
+    except Exception as exc:
+        raise ConfigError(f"priors.{key} = {spec}: {exc}") from exc
+
+
+def logp_function(spec: dict[str, Any], key: str) -> Callable[[float], float]:
+    """Compiled scalar log-density of a prior."""
+    x = pt.dscalar("x")
+    fn = pytensor.function([x], pm.logp(dist(spec, key), x))
+    return lambda value: float(fn(value))
+
+
+def check_conjugate(priors: dict[str, dict[str, Any]]) -> None:
+    """The fast sampler updates beta, sigma_sq and pi exactly; it needs their conjugate forms."""
+    for key, family in CONJUGATE.items():
+        if priors[key]["distribution"] != family:
+            raise ConfigError(
+                f"priors.{key}: the BKMR Gibbs sampler needs a {family} prior here "
+                f"(got {priors[key]['distribution']}); use model.sampler: pymc for others"
+            )
+
+
+def params(spec: dict[str, Any]) -> dict[str, float]:
+    """Numeric parameters of a prior spec."""
+    return {k: float(np.asarray(v)) for k, v in spec.items() if k != "distribution"}

@@ -1,0 +1,267 @@
+"""BKMR summaries named after the R functions: h at new points from each draw's GP
+conditional (SamplePred), exposure-response curves (PredictorResponseUnivar / Bivar /
+BivarLevels), OverallRiskSummaries, SingVarRiskSummaries, SingVarIntSummaries, PIPs.
+
+All work on joint posterior samples of h at the new points, so any contrast between points
+(risk summaries) has a coherent interval. h is on the outcome's scale; exposures on the
+standardised log scale used by the model (the tables also give the concentration).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from bayesmetal.arviz_api import InferenceData
+from bayesmetal.design import Design
+from bayesmetal.models.bkmr import covariates
+from bayesmetal.summaries.posterior import draws as flat_draws
+
+CHUNK = 8  # draws handled together: memory ~ CHUNK x n^2 x 8 bytes
+
+
+@dataclass(frozen=True)
+class HPosterior:
+    """The data and a subset of posterior draws that h predictions need."""
+
+    y: np.ndarray
+    X: np.ndarray
+    z: np.ndarray
+    beta: np.ndarray  # (S, p)
+    sigma_sq: np.ndarray  # (S,)
+    lam: np.ndarray  # (S,)
+    r: np.ndarray  # (S, M)
+    exposures: tuple[str, ...]
+    knots: np.ndarray | None = None
+
+
+def h_posterior(
+    idata: InferenceData, design: Design, n_draws: int, seed: int, knots: np.ndarray | None = None
+) -> HPosterior:
+    """Pick `n_draws` posterior draws evenly (R's `sel`), seeded when thinning is uneven."""
+    total = idata.posterior.sizes["chain"] * idata.posterior.sizes["draw"]
+    take = np.linspace(0, total - 1, min(n_draws, total)).astype(int)
+    del seed  # even spacing: deterministic
+    return HPosterior(
+        y=design.y,
+        X=covariates(design),
+        z=design.z,
+        beta=flat_draws(idata, "beta")[take],
+        sigma_sq=flat_draws(idata, "sigma_sq")[take],
+        lam=flat_draws(idata, "lambda")[take],
+        r=flat_draws(idata, "r")[take],
+        exposures=design.exposures,
+        knots=knots,
+    )
+
+
+def _batched_kernel(a: np.ndarray, b: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """K for a batch of r's: (B, len(a), len(b))."""
+    sr = np.sqrt(r)[:, None, :]
+    aa, bb = a[None] * sr, b[None] * sr
+    sq = (aa**2).sum(-1)[:, :, None] + (bb**2).sum(-1)[:, None, :] - 2 * aa @ bb.transpose(0, 2, 1)
+    return np.exp(-np.maximum(sq, 0.0))
+
+
+def _conditional_exact(post: HPosterior, z_new: np.ndarray, idx: np.ndarray):
+    r, lam, s2 = post.r[idx], post.lam[idx][:, None, None], post.sigma_sq[idx][:, None, None]
+    k_nn = _batched_kernel(post.z, post.z, r)
+    v = lam * k_nn + np.eye(len(post.z))[None]
+    chol = np.linalg.cholesky(v)
+    resid = post.y[None, :] - post.beta[idx] @ post.X.T  # (B, n)
+    k_ng = _batched_kernel(post.z, z_new, r)  # (B, n, G)
+    rhs = np.concatenate([resid[:, :, None], k_ng], axis=2)
+    solved = np.linalg.solve(chol, rhs)  # L^-1 [resid, K_ng]
+    w, big_w = solved[:, :, :1], solved[:, :, 1:]
+    mean = (lam * big_w.transpose(0, 2, 1) @ w)[:, :, 0]
+    k_gg = _batched_kernel(z_new, z_new, r)
+    cov = s2 * (lam * k_gg - lam**2 * big_w.transpose(0, 2, 1) @ big_w)
+    return mean, cov
+
+
+def _conditional_knots(post: HPosterior, z_new: np.ndarray, idx: np.ndarray):
+    """Predictive-process conditional: kernel K_ak K_kk^-1 K_kb, Woodbury solves."""
+    r, knots = post.r[idx], post.knots
+    lam, s2 = post.lam[idx][:, None, None], post.sigma_sq[idx][:, None, None]
+    k_kk = _batched_kernel(knots, knots, r) + 1e-6 * np.eye(len(knots))[None]
+    l_kk = np.linalg.cholesky(k_kk)
+    u_n = np.linalg.solve(l_kk, _batched_kernel(knots, post.z, r)).transpose(0, 2, 1)  # (B,n,k)
+    u_g = np.linalg.solve(l_kk, _batched_kernel(knots, z_new, r)).transpose(0, 2, 1)  # (B,G,k)
+    gram = u_n.transpose(0, 2, 1) @ u_n  # (B, k, k)
+    inner = np.eye(len(knots))[None] + lam * gram
+    resid = post.y[None, :] - post.beta[idx] @ post.X.T
+    ut_e = u_n.transpose(0, 2, 1) @ resid[:, :, None]  # (B, k, 1)
+    vinv_u_e = ut_e - lam * gram @ np.linalg.solve(inner, ut_e)  # U' V^-1 e
+    mean = (lam * u_g @ vinv_u_e)[:, :, 0]
+    ut_vinv_u = gram - lam * gram @ np.linalg.solve(inner, gram)
+    cov = s2 * (
+        lam * u_g @ u_g.transpose(0, 2, 1) - lam**2 * u_g @ ut_vinv_u @ u_g.transpose(0, 2, 1)
+    )
+    return mean, cov
+
+
+def sample_h_new(post: HPosterior, z_new: np.ndarray, seed: int) -> np.ndarray:
+    """One draw of h(z_new) from each posterior draw's GP conditional (R: SamplePred)."""
+    rng = np.random.default_rng(seed)
+    out = np.empty((len(post.lam), len(z_new)))
+    conditional = _conditional_exact if post.knots is None else _conditional_knots
+    for start in range(0, len(post.lam), CHUNK):  # chunks bound memory; each is vectorised
+        idx = np.arange(start, min(start + CHUNK, len(post.lam)))
+        mean, cov = conditional(post, z_new, idx)
+        cov = 0.5 * (cov + cov.transpose(0, 2, 1))
+        jitter = 1e-9 * np.maximum(np.trace(cov, axis1=1, axis2=2) / len(z_new), 1e-12)
+        chol = np.linalg.cholesky(cov + jitter[:, None, None] * np.eye(len(z_new))[None])
+        out[idx] = mean + (chol @ rng.standard_normal((len(idx), len(z_new), 1)))[:, :, 0]
+    return out
+
+
+def _summarise(samples: np.ndarray, prob: float = 0.95) -> dict[str, np.ndarray]:
+    tail = (1 - prob) / 2
+    return {
+        "est": samples.mean(0),
+        "sd": samples.std(0, ddof=1),
+        "lower": np.quantile(samples, tail, 0),
+        "upper": np.quantile(samples, 1 - tail, 0),
+    }
+
+
+def _at_quantiles(z: np.ndarray, q: float) -> np.ndarray:
+    return np.quantile(z, q, axis=0)
+
+
+def pred_resp_univar(
+    post: HPosterior, ngrid: int = 30, q_fixed: float = 0.5, seed: int = 0, prob: float = 0.95
+) -> pd.DataFrame:
+    """h over a grid of each exposure, the others at their q_fixed quantile (R:
+    PredictorResponseUnivar)."""
+    m = post.z.shape[1]
+    base = _at_quantiles(post.z, q_fixed)
+    points, labels, grid_values = [], [], []
+    for j in range(m):
+        grid = np.linspace(post.z[:, j].min(), post.z[:, j].max(), ngrid)
+        block = np.tile(base, (ngrid, 1))
+        block[:, j] = grid
+        points.append(block)
+        labels += [post.exposures[j]] * ngrid
+        grid_values.append(grid)
+    samples = sample_h_new(post, np.vstack(points), seed)
+    return pd.DataFrame(
+        {"variable": labels, "z": np.concatenate(grid_values), **_summarise(samples, prob)}
+    )
+
+
+def pred_resp_bivar_levels(
+    post: HPosterior,
+    pairs: list[tuple[str, str]],
+    ngrid: int = 30,
+    qs: tuple[float, ...] = (0.25, 0.5, 0.75),
+    q_fixed: float = 0.5,
+    seed: int = 0,
+    prob: float = 0.95,
+) -> pd.DataFrame:
+    """h over exposure 1 with exposure 2 held at each of `qs`, others at q_fixed (R:
+    PredictorResponseBivarLevels, the Cd x Mn cross-section figure)."""
+    base = _at_quantiles(post.z, q_fixed)
+    points, rows = [], []
+    for first, second in pairs:
+        i, j = post.exposures.index(first), post.exposures.index(second)
+        grid = np.linspace(post.z[:, i].min(), post.z[:, i].max(), ngrid)
+        for q in qs:
+            block = np.tile(base, (ngrid, 1))
+            block[:, i] = grid
+            block[:, j] = np.quantile(post.z[:, j], q)
+            points.append(block)
+            rows += [(first, second, q, g) for g in grid]
+    samples = sample_h_new(post, np.vstack(points), seed)
+    table = pd.DataFrame(rows, columns=["variable1", "variable2", "quantile2", "z1"])
+    return table.assign(**_summarise(samples, prob))
+
+
+def pred_resp_bivar(
+    post: HPosterior,
+    pairs: list[tuple[str, str]],
+    ngrid: int = 10,
+    q_fixed: float = 0.5,
+    seed: int = 0,
+    prob: float = 0.95,
+) -> pd.DataFrame:
+    """h over a grid of two exposures, the others at q_fixed (R: PredictorResponseBivar)."""
+    base = _at_quantiles(post.z, q_fixed)
+    points, rows = [], []
+    for first, second in pairs:
+        i, j = post.exposures.index(first), post.exposures.index(second)
+        g1 = np.linspace(post.z[:, i].min(), post.z[:, i].max(), ngrid)
+        g2 = np.linspace(post.z[:, j].min(), post.z[:, j].max(), ngrid)
+        a, b = np.meshgrid(g1, g2, indexing="ij")
+        block = np.tile(base, (a.size, 1))
+        block[:, i], block[:, j] = a.ravel(), b.ravel()
+        points.append(block)
+        rows += [(first, second, u, v) for u, v in zip(a.ravel(), b.ravel(), strict=True)]
+    samples = sample_h_new(post, np.vstack(points), seed)
+    table = pd.DataFrame(rows, columns=["variable1", "variable2", "z1", "z2"])
+    return table.assign(**_summarise(samples, prob))
+
+
+OVERALL_QS = tuple(float(q) for q in np.round(np.arange(0.25, 0.76, 0.05), 2))
+
+
+def overall_risk(
+    post: HPosterior,
+    qs: tuple[float, ...] = OVERALL_QS,
+    q_fixed: float = 0.5,
+    seed: int = 0,
+    prob: float = 0.95,
+) -> pd.DataFrame:
+    """h(all exposures at quantile q) - h(all at q_fixed) (R: OverallRiskSummaries)."""
+    points = np.vstack([_at_quantiles(post.z, q_fixed)] + [_at_quantiles(post.z, q) for q in qs])
+    samples = sample_h_new(post, points, seed)
+    diff = samples[:, 1:] - samples[:, :1]
+    return pd.DataFrame({"quantile": qs, **_summarise(diff, prob)})
+
+
+def single_var_risk(
+    post: HPosterior,
+    qs_diff: tuple[float, float] = (0.25, 0.75),
+    q_fixed: tuple[float, ...] = (0.25, 0.5, 0.75),
+    seed: int = 0,
+    prob: float = 0.95,
+    samples_out: bool = False,
+):
+    """h when one exposure moves from its qs_diff[0] to qs_diff[1] quantile, the others fixed
+    at each q_fixed (R: SingVarRiskSummaries)."""
+    low, high = (_at_quantiles(post.z, q) for q in qs_diff)
+    points, rows = [], []
+    for j, name in enumerate(post.exposures):
+        for q in q_fixed:
+            base = _at_quantiles(post.z, q)
+            a, b = base.copy(), base.copy()
+            a[j], b[j] = low[j], high[j]
+            points += [a, b]
+            rows.append((name, q))
+    samples = sample_h_new(post, np.vstack(points), seed)
+    diff = samples[:, 1::2] - samples[:, 0::2]
+    table = pd.DataFrame(rows, columns=["variable", "q_fixed"]).assign(**_summarise(diff, prob))
+    return (table, diff) if samples_out else table
+
+
+def single_var_interaction(
+    post: HPosterior,
+    qs_diff: tuple[float, float] = (0.25, 0.75),
+    qs_fixed: tuple[float, float] = (0.25, 0.75),
+    seed: int = 0,
+    prob: float = 0.95,
+) -> pd.DataFrame:
+    """Single-variable risk with others at qs_fixed[1] minus with others at qs_fixed[0]
+    (R: SingVarIntSummaries)."""
+    table, diff = single_var_risk(post, qs_diff, qs_fixed, seed, prob, samples_out=True)
+    interaction = diff[:, 1::2] - diff[:, 0::2]
+    return pd.DataFrame({"variable": list(post.exposures), **_summarise(interaction, prob)})
+
+
+def pips(idata: InferenceData) -> pd.DataFrame:
+    """Posterior inclusion probability of each exposure: mean of delta (R: ExtractPIPs)."""
+    delta = flat_draws(idata, "delta")
+    names = idata.posterior["delta"].coords["exposure"].to_numpy()
+    return pd.DataFrame({"variable": names, "pip": delta.mean(0)})
