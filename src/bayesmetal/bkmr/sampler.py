@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from bayesmetal.bkmr import priors as bkmr_priors
-from bayesmetal.bkmr.kernel import collapsed_loglik, exact_factor, knots_factor
+from bayesmetal.bkmr.kernel import exact_factor, knots_factor
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,7 @@ class _State:
         self.delta = np.ones(m, dtype=int)
         self.rho = np.full(m, 0.1) * np.exp(rng.normal(0, 0.3, m))
         self.pi = 0.5
+        self.sigma_prior = bkmr_priors.params(priors["sigma_sq"])
         self.factor = self.make_factor(self.r, self.lam)
 
     @property
@@ -69,11 +70,55 @@ class _State:
         return knots_factor(self.data.z, self.data.knots, r, lam)
 
     def loglik(self, factor) -> float:
-        return collapsed_loglik(self.data.y - self.data.X @ self.beta, factor, self.sigma_sq)
+        """log p(y | beta, lambda, r) with sigma2 integrated out against its
+        InverseGamma(a, b) prior: -log|V|/2 - (a + n/2) log(b + e'V^-1 e / 2) + const.
+        Moves on lambda, r and delta then ignore sigma2, which is drawn exactly after them."""
+        resid = self.data.y - self.data.X @ self.beta
+        quad = float(resid @ factor.solve(resid))
+        shape = self.sigma_prior["alpha"] + len(resid) / 2
+        return -0.5 * factor.logdet - shape * np.log(self.sigma_prior["beta"] + quad / 2)
+
+
+BLOCK_MOVES = 3  # lambda/r block moves per iteration: their ESS is what limits the run
+
+
+def FLIPS_PER_ITERATION(m: int) -> int:  # noqa: N802 (a tuning constant of the sampler)
+    """In/out proposals per iteration (random exposures): most are rejected once PIPs settle
+    near 0 or 1, so a third of the exposures each time spends factorisations better."""
+    return max(1, -(-m // 3))
 
 
 def _adapt(scale: float, rate: float, target: float, step: int) -> float:
     return float(scale * np.exp((rate - target) / np.sqrt(step + 1)))
+
+
+class _BlockProposal:
+    """Proposal covariance of (log lambda, log r_active), learned from warm-up draws.
+
+    After warm-up it is a fixed function of the active set, so the chain stays valid.
+    """
+
+    def __init__(self, m: int) -> None:
+        self.history: np.ndarray | None = None
+        self.cache: dict[tuple[int, ...], np.ndarray] = {}
+        self.m = m
+
+    def learn(self, history: np.ndarray) -> None:
+        self.history, self.cache = history, {}
+
+    def chol(self, active: np.ndarray) -> np.ndarray:
+        key = tuple(int(j) for j in active)
+        if key not in self.cache:
+            cols = [0, *(1 + j for j in key)]
+            cov = 0.25 * np.eye(len(cols))
+            if self.history is not None:
+                rows = self.history[:, cols]
+                rows = rows[~np.isnan(rows).any(axis=1)]
+                if len(rows) > 3 * len(cols) + 10:
+                    cov = np.cov(rows, rowvar=False).reshape(len(cols), len(cols))
+                    cov += 1e-4 * np.eye(len(cols))
+            self.cache[key] = np.linalg.cholesky(cov)
+        return self.cache[key]
 
 
 def _draw_beta(state: _State, data: BkmrData, prior: dict[str, float], rng) -> np.ndarray:
@@ -100,9 +145,10 @@ def run_chain(
     p_prior = bkmr_priors.params(priors["pi"])
     n, p = data.X.shape
     m = state.m
-    lam_step, rho_step = 0.5, 0.5
+    block_scale = 2.38
     q_mu, q_sd = np.full(m, np.log(0.1)), np.full(m, 1.5)  # birth proposals for log r_m
-    log_rho_hist: list[list[float]] = [[] for _ in range(m)]
+    history: list[np.ndarray] = []  # warm-up [log lambda, log r_1..M] (NaN where excluded)
+    proposal = _BlockProposal(m)
     out = {
         "beta": np.empty((draws, p)),
         "sigma_sq": np.empty(draws),
@@ -111,42 +157,17 @@ def run_chain(
         "delta": np.empty((draws, m), dtype=np.int8),
         "pi": np.empty(draws),
     }
-    acc = {"lambda": [0, 0], "flip": [0, 0], "r": [0, 0]}
+    acc = {"block": [0, 0], "flip": [0, 0]}
     loglik = state.loglik(state.factor)
     for it in range(tune + draws):
         warm = it < tune
-        # beta | rest: Normal(mu0, s0) prior, likelihood N(X beta, sigma2 V)
         if p:
             state.beta = _draw_beta(state, data, b_prior, rng)
-        # sigma2 | rest: InverseGamma(a + n/2, b + e' V^-1 e / 2)
-        resid = data.y - data.X @ state.beta
-        quad = float(resid @ state.factor.solve(resid))
-        state.sigma_sq = (s_prior["beta"] + quad / 2) / rng.gamma(s_prior["alpha"] + n / 2)
         loglik = state.loglik(state.factor)
-        # lambda: random walk on log scale (Jacobian: + log lambda)
-        proposal = state.lam * np.exp(lam_step * rng.standard_normal())
-        new_factor = state.make_factor(state.r, proposal)
-        new_ll = state.loglik(new_factor)
-        log_ratio = (
-            new_ll
-            + logp_lam(proposal)
-            + np.log(proposal)
-            - loglik
-            - logp_lam(state.lam)
-            - np.log(state.lam)
-        )
-        accepted = np.log(rng.random()) < log_ratio
-        if accepted:
-            state.lam, state.factor, loglik = proposal, new_factor, new_ll
-        acc["lambda"][0] += accepted
-        acc["lambda"][1] += 1
-        if warm:
-            lam_step = _adapt(lam_step, float(accepted), 0.44, it)
         # inclusion: reversible jump in/out per exposure, r_m drawn from a log-normal when in
         if data.selection:
-            for j in rng.permutation(m):
-                delta = state.delta.copy()
-                rho = state.rho.copy()
+            for j in rng.permutation(m)[: FLIPS_PER_ITERATION(m)]:
+                delta, rho = state.delta.copy(), state.rho.copy()
                 log_pi, log_1m = np.log(state.pi), np.log1p(-state.pi)
                 if state.delta[j] == 0:
                     log_r = rng.normal(q_mu[j], q_sd[j])
@@ -165,47 +186,55 @@ def run_chain(
                     state.delta, state.rho, state.factor, loglik = delta, rho, new_factor, new_ll
                 acc["flip"][0] += accepted
                 acc["flip"][1] += 1
-        # included r's: joint random walk on the log scale
-        active = np.flatnonzero(state.delta)
-        if active.size:
-            rho = state.rho.copy()
-            rho[active] *= np.exp(
-                rho_step / np.sqrt(active.size) * rng.standard_normal(active.size)
-            )
-            new_factor = state.make_factor(state.delta * rho, state.lam)
-            new_ll = state.loglik(new_factor)
-            prior_diff = sum(
-                logp_r(rho[j]) + np.log(rho[j]) - logp_r(state.rho[j]) - np.log(state.rho[j])
-                for j in active
-            )
-            accepted = np.log(rng.random()) < new_ll - loglik + prior_diff
-            if accepted:
-                state.rho, state.factor, loglik = rho, new_factor, new_ll
-            acc["r"][0] += accepted
-            acc["r"][1] += 1
+        # (log lambda, log r of included exposures): adaptive-Metropolis block moves
+        for _ in range(BLOCK_MOVES):
+            active = np.flatnonzero(state.delta)
+            current = np.concatenate([[np.log(state.lam)], np.log(state.rho[active])])
+            step = proposal.chol(active) @ rng.standard_normal(current.size)
+            moved = current + block_scale / np.sqrt(current.size) * step
+            lam_new, rho = float(np.exp(moved[0])), state.rho.copy()
+            rho[active] = np.exp(moved[1:])
+            prior_new = logp_lam(lam_new) + sum(logp_r(rho[j]) for j in active) + moved.sum()
+            if not np.isfinite(prior_new):  # outside the prior's support: reject at no cost
+                accepted = False
+            else:
+                new_factor = state.make_factor(state.delta * rho, lam_new)
+                new_ll = state.loglik(new_factor)
+                prior_old = (
+                    logp_lam(state.lam) + sum(logp_r(state.rho[j]) for j in active) + current.sum()
+                )
+                accepted = np.log(rng.random()) < new_ll - loglik + prior_new - prior_old
+                if accepted:
+                    state.lam, state.rho, state.factor, loglik = lam_new, rho, new_factor, new_ll
+            acc["block"][0] += accepted
+            acc["block"][1] += 1
             if warm:
-                rho_step = _adapt(rho_step, float(accepted), 0.3, it)
-        # excluded r's are not in the model: keep them at a prior-like value for the next birth
+                block_scale = _adapt(block_scale, float(accepted), 0.25, it)
+        # sigma2 | rest: InverseGamma(a + n/2, b + e' V^-1 e / 2)
+        resid = data.y - data.X @ state.beta
+        quad = float(resid @ state.factor.solve(resid))
+        state.sigma_sq = (s_prior["beta"] + quad / 2) / rng.gamma(s_prior["alpha"] + n / 2)
         # pi | delta: Beta(a + sum delta, b + M - sum delta)
         if data.selection:
             k = int(state.delta.sum())
             state.pi = rng.beta(p_prior["alpha"] + k, p_prior["beta"] + m - k)
         if warm:
-            for j in active:
-                log_rho_hist[j].append(np.log(state.rho[j]))
-            if it >= tune // 2:  # birth proposals follow the included r's seen so far
+            row = np.full(m + 1, np.nan)
+            row[0] = np.log(state.lam)
+            row[1 + np.flatnonzero(state.delta)] = np.log(state.rho[state.delta == 1])
+            history.append(row)
+            if it >= 100 and it % 50 == 0:  # learn covariances and birth proposals
+                proposal.learn(np.array(history[len(history) // 2 :]))
                 for j in range(m):
-                    if len(log_rho_hist[j]) > 20:
-                        q_mu[j] = np.mean(log_rho_hist[j][-500:])
-                        q_sd[j] = max(np.std(log_rho_hist[j][-500:]) * 1.5, 0.3)
+                    seen = np.array(history[len(history) // 2 :])[:, 1 + j]
+                    seen = seen[~np.isnan(seen)]
+                    if len(seen) > 20:
+                        q_mu[j], q_sd[j] = seen.mean(), max(seen.std() * 1.5, 0.3)
         else:
             d = it - tune
-            out["beta"][d], out["sigma_sq"][d], out["lambda"][d] = (
-                state.beta,
-                state.sigma_sq,
-                state.lam,
-            )
-            out["r"][d], out["delta"][d], out["pi"][d] = state.r, state.delta, state.pi
+            out["beta"][d], out["sigma_sq"][d] = state.beta, state.sigma_sq
+            out["lambda"][d], out["r"][d] = state.lam, state.r
+            out["delta"][d], out["pi"][d] = state.delta, state.pi
     stats = {f"accept_{k}": (a / t if t else float("nan")) for k, (a, t) in acc.items()}
     return Chain(out, stats)
 
