@@ -159,7 +159,9 @@ def declare_models(config: RunConfig, design: Design, priors) -> list[PlannedFit
 
 def bkmr_fit(design: Design, spec: BkmrSpec, priors) -> PlannedFit:
     """BKMR: the PyMC model (reference path), or the Gibbs runner on the same priors."""
-    variables = ["beta", "sigma_sq", "lambda", "r"]
+    variables = ["beta", "lambda", "r"] if design.X.shape[1] else ["lambda", "r"]
+    if design.family == "gaussian":
+        variables.insert(1, "sigma_sq")
     if spec.selection == "component":
         variables += ["delta", "pi"]
     if spec.sampler == "pymc":

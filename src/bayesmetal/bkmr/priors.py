@@ -43,9 +43,11 @@ def logp_function(spec: dict[str, Any], key: str) -> Callable[[float], float]:
     return lambda value: float(fn(value))
 
 
-def check_conjugate(priors: dict[str, dict[str, Any]]) -> None:
+def check_conjugate(priors: dict[str, dict[str, Any]], probit: bool = False) -> None:
     """The fast sampler updates beta, sigma_sq and pi exactly; it needs their conjugate forms."""
     for key, family in CONJUGATE.items():
+        if key not in priors and (probit and key == "sigma_sq"):
+            continue
         if priors[key]["distribution"] != family:
             raise ConfigError(
                 f"priors.{key}: the BKMR Gibbs sampler needs a {family} prior here "

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from bayesmetal.bkmr import priors as bkmr_priors
-from bayesmetal.bkmr.kernel import exact_factor, knots_factor
+from bayesmetal.bkmr.kernel import exact_factor, kernel, knots_factor
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,7 @@ class BkmrData:
     z: np.ndarray
     knots: np.ndarray | None = None
     selection: bool = True
+    probit: bool = False  # binary y: latent y* ~ N(h + X beta, 1), y = 1 if y* > 0
 
 
 @dataclass
@@ -47,22 +48,29 @@ class _State:
         self.data = data
         n, m = data.z.shape
         self.m = m
+        # probit: y* starts at +-0.5 by outcome; sigma2 is fixed at 1 (identifiability)
+        self.ystar = np.where(data.y > 0, 0.5, -0.5) if data.probit else None
         self.beta = (
-            np.linalg.lstsq(data.X, data.y - data.y.mean(), rcond=None)[0]
+            np.linalg.lstsq(data.X, self.y - self.y.mean(), rcond=None)[0]
             if data.X.shape[1]
             else np.zeros(0)
         )
-        self.sigma_sq = float(np.var(data.y - data.X @ self.beta))
+        self.sigma_sq = 1.0 if data.probit else float(np.var(self.y - data.X @ self.beta))
         self.lam = 1.0
         self.delta = np.ones(m, dtype=int)
         self.rho = np.full(m, 0.1) * np.exp(rng.normal(0, 0.3, m))
         self.pi = 0.5
-        self.sigma_prior = bkmr_priors.params(priors["sigma_sq"])
+        self.sigma_prior = None if data.probit else bkmr_priors.params(priors["sigma_sq"])
         self.factor = self.make_factor(self.r, self.lam)
 
     @property
     def r(self) -> np.ndarray:
         return self.delta * self.rho
+
+    @property
+    def y(self) -> np.ndarray:
+        """The Gaussian response: y itself, or the latent y* of the probit model."""
+        return self.ystar if self.ystar is not None else self.data.y
 
     def make_factor(self, r: np.ndarray, lam: float):
         if self.data.knots is None:
@@ -73,8 +81,10 @@ class _State:
         """log p(y | beta, lambda, r) with sigma2 integrated out against its
         InverseGamma(a, b) prior: -log|V|/2 - (a + n/2) log(b + e'V^-1 e / 2) + const.
         Moves on lambda, r and delta then ignore sigma2, which is drawn exactly after them."""
-        resid = self.data.y - self.data.X @ self.beta
+        resid = self.y - self.data.X @ self.beta
         quad = float(resid @ factor.solve(resid))
+        if self.data.probit:  # sigma2 = 1 is fixed
+            return -0.5 * factor.logdet - 0.5 * quad
         shape = self.sigma_prior["alpha"] + len(resid) / 2
         return -0.5 * factor.logdet - shape * np.log(self.sigma_prior["beta"] + quad / 2)
 
@@ -126,10 +136,34 @@ def _draw_beta(state: _State, data: BkmrData, prior: dict[str, float], rng) -> n
     p = data.X.shape[1]
     vinv_x = state.factor.solve(data.X)
     precision = data.X.T @ vinv_x / state.sigma_sq + np.eye(p) / prior["sigma"] ** 2
-    rhs = vinv_x.T @ data.y / state.sigma_sq + prior["mu"] / prior["sigma"] ** 2
+    rhs = vinv_x.T @ state.y / state.sigma_sq + prior["mu"] / prior["sigma"] ** 2
     chol = np.linalg.cholesky(precision)
     mean = np.linalg.solve(precision, rhs)
     return mean + np.linalg.solve(chol.T, rng.standard_normal(p))
+
+
+def _draw_latent(state: _State, data: BkmrData, rng: np.random.Generator) -> None:
+    """Probit: h | y* by Matheron's rule, then y* | h, beta from truncated normals."""
+    from scipy.stats import truncnorm
+
+    n = len(data.y)
+    lam = state.lam
+    if data.knots is None:
+        k = kernel(data.z, data.z, state.r)
+        k[np.diag_indices_from(k)] += 1e-8
+        h0 = np.sqrt(lam) * np.linalg.cholesky(k) @ rng.standard_normal(n)
+    else:
+        k_kk = kernel(data.knots, data.knots, state.r)
+        k_kk[np.diag_indices_from(k_kk)] += 1e-6
+        u = np.linalg.solve(np.linalg.cholesky(k_kk), kernel(data.knots, data.z, state.r)).T
+        h0 = np.sqrt(lam) * u @ rng.standard_normal(u.shape[1])
+    mean = data.X @ state.beta
+    gap = state.ystar - mean - h0 - rng.standard_normal(n)
+    h = h0 + gap - state.factor.solve(gap)  # lambda K V^-1 x = x - V^-1 x
+    centre = mean + h
+    lower = np.where(data.y > 0, -centre, -np.inf)
+    upper = np.where(data.y > 0, np.inf, -centre)
+    state.ystar = centre + truncnorm.rvs(lower, upper, random_state=rng)
 
 
 def run_chain(
@@ -141,7 +175,7 @@ def run_chain(
     logp_r = bkmr_priors.logp_function(priors["r"], "r")
     logp_lam = bkmr_priors.logp_function(priors["lambda"], "lambda")
     b_prior = bkmr_priors.params(priors["beta"])
-    s_prior = bkmr_priors.params(priors["sigma_sq"])
+    s_prior = None if data.probit else bkmr_priors.params(priors["sigma_sq"])
     p_prior = bkmr_priors.params(priors["pi"])
     n, p = data.X.shape
     m = state.m
@@ -159,8 +193,12 @@ def run_chain(
     }
     acc = {"block": [0, 0], "flip": [0, 0]}
     loglik = state.loglik(state.factor)
+    if data.probit:
+        out["ystar"] = np.empty((draws, n), dtype=np.float32)
     for it in range(tune + draws):
         warm = it < tune
+        if data.probit:
+            _draw_latent(state, data, rng)
         if p:
             state.beta = _draw_beta(state, data, b_prior, rng)
         loglik = state.loglik(state.factor)
@@ -210,10 +248,11 @@ def run_chain(
             acc["block"][1] += 1
             if warm:
                 block_scale = _adapt(block_scale, float(accepted), 0.25, it)
-        # sigma2 | rest: InverseGamma(a + n/2, b + e' V^-1 e / 2)
-        resid = data.y - data.X @ state.beta
-        quad = float(resid @ state.factor.solve(resid))
-        state.sigma_sq = (s_prior["beta"] + quad / 2) / rng.gamma(s_prior["alpha"] + n / 2)
+        # sigma2 | rest: InverseGamma(a + n/2, b + e' V^-1 e / 2); fixed at 1 for probit
+        if not data.probit:
+            resid = data.y - data.X @ state.beta
+            quad = float(resid @ state.factor.solve(resid))
+            state.sigma_sq = (s_prior["beta"] + quad / 2) / rng.gamma(s_prior["alpha"] + n / 2)
         # pi | delta: Beta(a + sum delta, b + M - sum delta)
         if data.selection:
             k = int(state.delta.sum())
@@ -235,6 +274,8 @@ def run_chain(
             out["beta"][d], out["sigma_sq"][d] = state.beta, state.sigma_sq
             out["lambda"][d], out["r"][d] = state.lam, state.r
             out["delta"][d], out["pi"][d] = state.delta, state.pi
+            if data.probit:
+                out["ystar"][d] = state.ystar
     stats = {f"accept_{k}": (a / t if t else float("nan")) for k, (a, t) in acc.items()}
     return Chain(out, stats)
 
@@ -256,7 +297,7 @@ def sample_chains(
     cores: int | None = None,
 ) -> tuple[list[Chain], float]:
     """Run chains in parallel processes (one BLAS thread each); returns chains and wall time."""
-    bkmr_priors.check_conjugate(priors)
+    bkmr_priors.check_conjugate(priors, probit=data.probit)
     start = time.perf_counter()
     jobs = [(data, priors, tune, draws, seed, c) for c in range(chains)]
     workers = min(chains, cores or os.cpu_count() or 1)

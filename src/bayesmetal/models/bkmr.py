@@ -28,13 +28,14 @@ from bayesmetal.errors import ConfigError
 
 
 def default_priors(design: Design) -> dict[str, dict[str, Any]]:
-    """R bkmr's defaults (see bayesmetal.bkmr.priors); gaussian outcomes only for now."""
-    if design.family != "gaussian":
-        raise ConfigError(
-            f"model bkmr: outcome {design.outcome!r} is {design.family}; the probit BKMR is "
-            "not implemented yet (gaussian outcomes only)"
-        )
-    return {key: dict(value) for key, value in DEFAULT_PRIORS.items()}
+    """R bkmr's defaults (see bayesmetal.bkmr.priors). Binary outcomes use the probit model,
+    whose latent residual variance is fixed at 1, so they have no sigma_sq prior."""
+    if design.family not in ("gaussian", "bernoulli"):
+        raise ConfigError(f"model bkmr: outcome {design.outcome!r} is {design.family}")
+    priors = {key: dict(value) for key, value in DEFAULT_PRIORS.items()}
+    if design.family == "bernoulli":
+        del priors["sigma_sq"]
+    return priors
 
 
 def coefficient_names(design: Design) -> list[str]:
@@ -62,7 +63,6 @@ def build_bkmr(design: Design, spec: BkmrSpec, priors: dict[str, dict[str, Any]]
             x = pm.Data("X", covariates(design), dims=("obs", "coef"))
             beta = prior_lib.create(priors, "beta", dims=("coef",))
             mean = pt.dot(x, beta)
-        sigma_sq = prior_lib.create(priors, "sigma_sq")
         lam = prior_lib.create(priors, "lambda")
         if spec.selection == "component":
             pi = prior_lib.create(priors, "pi")
@@ -72,8 +72,14 @@ def build_bkmr(design: Design, spec: BkmrSpec, priors: dict[str, dict[str, Any]]
         else:
             r = prior_lib.create(priors, "r", dims=("exposure",))
         kernel = pt.exp(-pt.tensordot(pt.as_tensor(sq_dist), r, axes=[[2], [0]]))
-        cov = sigma_sq * (pt.eye(design.n) + lam * kernel)
-        pm.MvNormal("y", mu=mean * pt.ones(design.n), cov=cov, observed=design.y, dims="obs")
+        if design.family == "bernoulli":  # probit: h explicit, P(y = 1) = Phi(X beta + h)
+            jitter = 1e-6 * pt.eye(design.n)
+            h = pm.MvNormal("h", mu=pt.zeros(design.n), cov=lam * kernel + jitter, dims="obs")
+            pm.Bernoulli("y", p=pm.math.invprobit(mean + h), observed=design.y, dims="obs")
+        else:
+            sigma_sq = prior_lib.create(priors, "sigma_sq")
+            cov = sigma_sq * (pt.eye(design.n) + lam * kernel)
+            pm.MvNormal("y", mu=mean * pt.ones(design.n), cov=cov, observed=design.y, dims="obs")
     return model
 
 
@@ -93,19 +99,25 @@ def sample_gibbs(
         z=design.z,
         knots=knots,
         selection=spec.selection == "component",
+        probit=design.family == "bernoulli",
     )
     chains, wall = sample_chains(
         data, priors, sampler.tune, sampler.draws, sampler.chains, sampler.seed, sampler.cores
     )
-    names = [
-        k for k in chains[0].draws if spec.selection == "component" or k not in ("delta", "pi")
-    ]
+    dropped = set() if spec.selection == "component" else {"delta", "pi"}
+    if design.family == "bernoulli":
+        dropped.add("sigma_sq")  # fixed at 1 in the probit model
+    names = [k for k in chains[0].draws if k not in dropped]
     draws = {k: np.stack([c.draws[k] for c in chains]) for k in names}
     stats = {
         k: np.stack([np.full(sampler.draws, c.stats[k]) for c in chains]) for k in chains[0].stats
     }
-    dims = {"beta": ["coef"], "r": ["exposure"], "delta": ["exposure"]}
-    coords = {"exposure": list(design.exposures), "coef": coefficient_names(design)}
+    dims = {"beta": ["coef"], "r": ["exposure"], "delta": ["exposure"], "ystar": ["obs"]}
+    coords = {
+        "exposure": list(design.exposures),
+        "coef": coefficient_names(design),
+        "obs": list(range(design.n)),
+    }
     idata = from_chains(draws, coords, dims, stats)
     idata.attrs["sampler_backend"] = "bkmr-gibbs"
     idata.attrs["wall_time_s"] = round(wall, 2)

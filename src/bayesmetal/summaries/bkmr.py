@@ -26,7 +26,7 @@ CHUNK = 8  # draws handled together: memory ~ CHUNK x n^2 x 8 bytes
 class HPosterior:
     """The data and a subset of posterior draws that h predictions need."""
 
-    y: np.ndarray
+    y: np.ndarray  # (n,), or (S, n) latent y* draws of the probit model
     X: np.ndarray
     z: np.ndarray
     beta: np.ndarray  # (S, p)
@@ -35,6 +35,11 @@ class HPosterior:
     r: np.ndarray  # (S, M)
     exposures: tuple[str, ...]
     knots: np.ndarray | None = None
+    probit: bool = False
+
+    def response(self, idx: np.ndarray) -> np.ndarray:
+        """(B, n): the observed y, or each draw's latent y*."""
+        return self.y[idx] if self.y.ndim == 2 else np.broadcast_to(self.y, (len(idx), len(self.y)))
 
 
 def h_posterior(
@@ -44,16 +49,20 @@ def h_posterior(
     total = idata.posterior.sizes["chain"] * idata.posterior.sizes["draw"]
     take = np.linspace(0, total - 1, min(n_draws, total)).astype(int)
     del seed  # even spacing: deterministic
+    probit = "ystar" in idata.posterior
     return HPosterior(
-        y=design.y,
+        y=flat_draws(idata, "ystar")[take].astype(float) if probit else design.y,
         X=covariates(design),
         z=design.z,
-        beta=flat_draws(idata, "beta")[take],
-        sigma_sq=flat_draws(idata, "sigma_sq")[take],
+        beta=flat_draws(idata, "beta")[take]
+        if "beta" in idata.posterior
+        else np.zeros((len(take), 0)),
+        sigma_sq=np.ones(len(take)) if probit else flat_draws(idata, "sigma_sq")[take],
         lam=flat_draws(idata, "lambda")[take],
         r=flat_draws(idata, "r")[take],
         exposures=design.exposures,
         knots=knots,
+        probit=probit,
     )
 
 
@@ -70,7 +79,7 @@ def _conditional_exact(post: HPosterior, z_new: np.ndarray, idx: np.ndarray):
     k_nn = _batched_kernel(post.z, post.z, r)
     v = lam * k_nn + np.eye(len(post.z))[None]
     chol = np.linalg.cholesky(v)
-    resid = post.y[None, :] - post.beta[idx] @ post.X.T  # (B, n)
+    resid = post.response(idx) - post.beta[idx] @ post.X.T  # (B, n)
     k_ng = _batched_kernel(post.z, z_new, r)  # (B, n, G)
     rhs = np.concatenate([resid[:, :, None], k_ng], axis=2)
     solved = np.linalg.solve(chol, rhs)  # L^-1 [resid, K_ng]
@@ -91,7 +100,7 @@ def _conditional_knots(post: HPosterior, z_new: np.ndarray, idx: np.ndarray):
     u_g = np.linalg.solve(l_kk, _batched_kernel(knots, z_new, r)).transpose(0, 2, 1)  # (B,G,k)
     gram = u_n.transpose(0, 2, 1) @ u_n  # (B, k, k)
     inner = np.eye(len(knots))[None] + lam * gram
-    resid = post.y[None, :] - post.beta[idx] @ post.X.T
+    resid = post.response(idx) - post.beta[idx] @ post.X.T
     ut_e = u_n.transpose(0, 2, 1) @ resid[:, :, None]  # (B, k, 1)
     vinv_u_e = ut_e - lam * gram @ np.linalg.solve(inner, ut_e)  # U' V^-1 e
     mean = (lam * u_g @ vinv_u_e)[:, :, 0]
@@ -147,9 +156,22 @@ def pred_resp_univar(
         labels += [post.exposures[j]] * ngrid
         grid_values.append(grid)
     samples = sample_h_new(post, np.vstack(points), seed)
-    return pd.DataFrame(
+    table = pd.DataFrame(
         {"variable": labels, "z": np.concatenate(grid_values), **_summarise(samples, prob)}
     )
+    return _with_probability(table, samples, post, prob)
+
+
+def _with_probability(
+    table: pd.DataFrame, samples: np.ndarray, post: HPosterior, prob: float
+) -> pd.DataFrame:
+    """Probit models: add P(y = 1) = Phi(h) with covariates at their means (they are centred)."""
+    if not post.probit:
+        return table
+    from scipy.stats import norm
+
+    summary = _summarise(norm.cdf(samples), prob)
+    return table.assign(**{f"prob_{k}": v for k, v in summary.items()})
 
 
 def pred_resp_bivar_levels(
@@ -218,7 +240,13 @@ def overall_risk(
     points = np.vstack([_at_quantiles(post.z, q_fixed)] + [_at_quantiles(post.z, q) for q in qs])
     samples = sample_h_new(post, points, seed)
     diff = samples[:, 1:] - samples[:, :1]
-    return pd.DataFrame({"quantile": qs, **_summarise(diff, prob)})
+    table = pd.DataFrame({"quantile": qs, **_summarise(diff, prob)})
+    if post.probit:  # risk difference on the probability scale
+        from scipy.stats import norm
+
+        risk = norm.cdf(samples[:, 1:]) - norm.cdf(samples[:, :1])
+        table = table.assign(**{f"prob_{k}": v for k, v in _summarise(risk, prob).items()})
+    return table
 
 
 def single_var_risk(
