@@ -111,6 +111,42 @@ def test_knots_path_recovers_the_same_selection():
     assert summary.overall_risk(post)["est"].is_monotonic_increasing
 
 
+GROUPS = {"A": ["x1", "x3"], "B": ["x2", "x4"], "C": ["x5"]}
+
+
+def test_hierarchical_selection_finds_groups_and_members():
+    design, truth = simulate(300, seed=9)
+    spec = BkmrSpec(name="bkmr", selection="hierarchical", groups=GROUPS)
+    idata = bkmr.sample_gibbs(design, spec, bkmr.default_priors(design), SAMPLER)
+    delta = idata.posterior["delta"].to_numpy().reshape(-1, 5)
+    assert (delta[:, [0, 2]].sum(1) <= 1).all() and (delta[:, [1, 3]].sum(1) <= 1).all()
+    table = summary.pips(idata, GROUPS).set_index("variable")
+    assert table.loc["x1", "group_pip"] >= 0.9 and table.loc["x2", "group_pip"] >= 0.9
+    assert table.loc["x5", "group_pip"] <= 0.3
+    assert table.loc["x1", "cond_pip"] >= 0.8 and table.loc["x2", "cond_pip"] >= 0.8
+    post = summary.h_posterior(idata, design, 40, seed=0)
+    risk = summary.group_risk(post, GROUPS).set_index("group")
+    assert risk.loc["A", "lower"] > 0 and risk.loc["B", "lower"] > 0
+    assert risk.loc["C", "lower"] <= 0 <= risk.loc["C", "upper"]
+
+
+def test_groups_must_partition_the_exposures():
+    design, _ = simulate(30, seed=3)
+    bad = BkmrSpec(name="bkmr", selection="hierarchical", groups={"A": ["x1", "x9"]})
+    with pytest.raises(ConfigError, match="model.groups.A: 'x9'"):
+        bkmr.group_index(design, bad)
+    partial = BkmrSpec(name="bkmr", selection="hierarchical", groups={"A": ["x1", "x2"]})
+    with pytest.raises(ConfigError, match="in no group"):
+        bkmr.group_index(design, partial)
+    model = bkmr.build_bkmr(
+        design,
+        BkmrSpec(name="bkmr", selection="hierarchical", groups=GROUPS, sampler="pymc"),
+        bkmr.default_priors(design),
+    )
+    draws = pm.draw(model["delta"], draws=300, random_seed=1)
+    assert (draws[:, [0, 2]].sum(1) <= 1).all() and set(np.unique(draws)) <= {0, 1}
+
+
 def test_prior_override_changes_the_model_and_bad_priors_fail():
     design, _ = simulate(30, seed=3, m=3)
     spec = BkmrSpec(name="bkmr", sampler="pymc")

@@ -336,7 +336,8 @@ class BkmrSpec(Strict):
     """BKMR: y = h(z) + X beta + e, h a Gaussian process, spike-and-slab selection of r_m."""
 
     name: Literal["bkmr"]
-    selection: Literal["component", "none"] = "component"
+    selection: Literal["component", "hierarchical", "none"] = "component"
+    groups: dict[str, list[str]] | None = None  # hierarchical: group name -> exposures
     knots: int | None = Field(default=None, ge=5)  # Gaussian predictive process for large n
     sampler: Literal["gibbs", "pymc"] = "gibbs"  # fast path, or PyMC's compound step (reference)
     draws_for_h: int = Field(default=200, ge=10)  # posterior draws used for h summaries
@@ -344,6 +345,8 @@ class BkmrSpec(Strict):
 
     @model_validator(mode="after")
     def _compatible(self) -> BkmrSpec:
+        if (self.selection == "hierarchical") != (self.groups is not None):
+            raise ValueError("'groups' goes with selection: hierarchical, and it needs them")
         if self.sampler == "pymc" and self.knots is not None:
             raise ValueError("knots need sampler: gibbs (the PyMC reference model is exact)")
         return self

@@ -162,7 +162,7 @@ def bkmr_fit(design: Design, spec: BkmrSpec, priors) -> PlannedFit:
     variables = ["beta", "lambda", "r"] if design.X.shape[1] else ["lambda", "r"]
     if design.family == "gaussian":
         variables.insert(1, "sigma_sq")
-    if spec.selection == "component":
+    if spec.selection != "none":
         variables += ["delta", "pi"]
     if spec.sampler == "pymc":
         return PlannedFit("bkmr", bkmr.build_bkmr(design, spec, priors), variables=variables)
@@ -253,12 +253,14 @@ def bkmr_summaries(plan_: Plan, idata: InferenceData, results: Results) -> None:
     knots = bkmr.knots_for(design, spec, seed)
     post = bkmr_summary.h_posterior(idata, design, spec.draws_for_h, seed, knots)
     tables = results.tables
-    if spec.selection == "component":
-        tables["pips"] = bkmr_summary.pips(idata)
+    if spec.selection != "none":
+        tables["pips"] = bkmr_summary.pips(idata, spec.groups)
         results.figures["pips"] = plots.pip_bars(tables["pips"])
         ranked = tables["pips"].sort_values("pip", ascending=False)["variable"].tolist()
     else:
         ranked = list(design.exposures)
+    if spec.groups:
+        tables["group_risk"] = bkmr_summary.group_risk(post, spec.groups, seed=seed, prob=prob)
     tables["univariate"] = bkmr_summary.pred_resp_univar(post, spec.ngrid, seed=seed, prob=prob)
     tables["overall_risk"] = bkmr_summary.overall_risk(post, seed=seed, prob=prob)
     tables["single_var_risk"] = bkmr_summary.single_var_risk(post, seed=seed, prob=prob)

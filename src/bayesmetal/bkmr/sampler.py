@@ -33,6 +33,7 @@ class BkmrData:
     knots: np.ndarray | None = None
     selection: bool = True
     probit: bool = False  # binary y: latent y* ~ N(h + X beta, 1), y = 1 if y* > 0
+    groups: np.ndarray | None = None  # hierarchical selection: group index of each exposure
 
 
 @dataclass
@@ -58,6 +59,10 @@ class _State:
         self.sigma_sq = 1.0 if data.probit else float(np.var(self.y - data.X @ self.beta))
         self.lam = 1.0
         self.delta = np.ones(m, dtype=int)
+        if data.groups is not None:  # one exposure per group to start with
+            self.delta = np.zeros(m, dtype=int)
+            for g in np.unique(data.groups):
+                self.delta[np.flatnonzero(data.groups == g)[0]] = 1
         self.rho = np.full(m, 0.1) * np.exp(rng.normal(0, 0.3, m))
         self.pi = 0.5
         self.sigma_prior = None if data.probit else bkmr_priors.params(priors["sigma_sq"])
@@ -142,6 +147,69 @@ def _draw_beta(state: _State, data: BkmrData, prior: dict[str, float], rng) -> n
     return mean + np.linalg.solve(chol.T, rng.standard_normal(p))
 
 
+def _log_q(log_r: float, mu: float, sd: float) -> float:
+    """Log-density of r under the log-normal birth proposal."""
+    return -0.5 * ((log_r - mu) / sd) ** 2 - np.log(sd) - log_r
+
+
+def _component_moves(state: _State, rng, m: int, q_mu, q_sd, logp_r):
+    """Component-wise: for a random third of the exposures, propose switching in or out.
+
+    Yields (delta, rho, log prior-and-proposal ratio) for each proposal.
+    """
+    for j in rng.permutation(m)[: FLIPS_PER_ITERATION(m)]:
+        delta, rho = state.delta.copy(), state.rho.copy()
+        odds = np.log(state.pi) - np.log1p(-state.pi)
+        if state.delta[j] == 0:
+            delta[j] = 1
+            rho[j] = np.exp(rng.normal(q_mu[j], q_sd[j]))
+            yield delta, rho, odds + logp_r(rho[j]) - _log_q(np.log(rho[j]), q_mu[j], q_sd[j])
+        else:
+            delta[j] = 0
+            yield delta, rho, -odds - logp_r(rho[j]) + _log_q(np.log(rho[j]), q_mu[j], q_sd[j])
+
+
+def _group_moves(state: _State, rng, groups: np.ndarray, q_mu, q_sd, logp_r):
+    """Hierarchical: per group, switch it in (a random member) or out, or swap its member.
+
+    Within an included group exactly one exposure is in (uniform prior over members), so a
+    group's prior odds are pi / (1 - pi) and the 1/|group| terms of prior and proposal cancel.
+    """
+    odds = np.log(state.pi) - np.log1p(-state.pi)
+    for g in rng.permutation(np.unique(groups)):
+        members = np.flatnonzero(groups == g)
+        current = members[state.delta[members] == 1]
+        delta, rho = state.delta.copy(), state.rho.copy()
+        if current.size == 0:  # group in, with a random member
+            j = int(rng.choice(members))
+            delta[j] = 1
+            rho[j] = np.exp(rng.normal(q_mu[j], q_sd[j]))
+            yield delta, rho, odds + logp_r(rho[j]) - _log_q(np.log(rho[j]), q_mu[j], q_sd[j])
+        elif members.size > 1 and rng.random() < 0.5:  # swap the member
+            old = int(current[0])
+            j = int(rng.choice(members[members != old]))
+            delta[old], delta[j] = 0, 1
+            rho[j] = np.exp(rng.normal(q_mu[j], q_sd[j]))
+            yield (
+                delta,
+                rho,
+                (
+                    logp_r(rho[j])
+                    - _log_q(np.log(rho[j]), q_mu[j], q_sd[j])
+                    - logp_r(rho[old])
+                    + _log_q(np.log(rho[old]), q_mu[old], q_sd[old])
+                ),
+            )
+        else:  # group out
+            old = int(current[0])
+            delta[old] = 0
+            yield (
+                delta,
+                rho,
+                (-odds - logp_r(rho[old]) + _log_q(np.log(rho[old]), q_mu[old], q_sd[old])),
+            )
+
+
 def _draw_latent(state: _State, data: BkmrData, rng: np.random.Generator) -> None:
     """Probit: h | y* by Matheron's rule, then y* | h, beta from truncated normals."""
     from scipy.stats import truncnorm
@@ -202,21 +270,14 @@ def run_chain(
         if p:
             state.beta = _draw_beta(state, data, b_prior, rng)
         loglik = state.loglik(state.factor)
-        # inclusion: reversible jump in/out per exposure, r_m drawn from a log-normal when in
+        # inclusion: reversible-jump moves, r drawn from a log-normal when an exposure enters
         if data.selection:
-            for j in rng.permutation(m)[: FLIPS_PER_ITERATION(m)]:
-                delta, rho = state.delta.copy(), state.rho.copy()
-                log_pi, log_1m = np.log(state.pi), np.log1p(-state.pi)
-                if state.delta[j] == 0:
-                    log_r = rng.normal(q_mu[j], q_sd[j])
-                    rho[j], delta[j] = np.exp(log_r), 1
-                    log_q = -0.5 * ((log_r - q_mu[j]) / q_sd[j]) ** 2 - np.log(q_sd[j]) - log_r
-                    prior_term = log_pi - log_1m + logp_r(rho[j]) - log_q
-                else:
-                    log_r = np.log(rho[j])
-                    delta[j] = 0
-                    log_q = -0.5 * ((log_r - q_mu[j]) / q_sd[j]) ** 2 - np.log(q_sd[j]) - log_r
-                    prior_term = log_1m - log_pi - logp_r(rho[j]) + log_q
+            moves = (
+                _component_moves(state, rng, m, q_mu, q_sd, logp_r)
+                if data.groups is None
+                else _group_moves(state, rng, data.groups, q_mu, q_sd, logp_r)
+            )
+            for delta, rho, prior_term in moves:
                 new_factor = state.make_factor(delta * rho, state.lam)
                 new_ll = state.loglik(new_factor)
                 accepted = np.log(rng.random()) < new_ll - loglik + prior_term
@@ -253,10 +314,11 @@ def run_chain(
             resid = data.y - data.X @ state.beta
             quad = float(resid @ state.factor.solve(resid))
             state.sigma_sq = (s_prior["beta"] + quad / 2) / rng.gamma(s_prior["alpha"] + n / 2)
-        # pi | delta: Beta(a + sum delta, b + M - sum delta)
+        # pi | delta: Beta(a + units in, b + units out); units are exposures or groups
         if data.selection:
+            units = m if data.groups is None else len(np.unique(data.groups))
             k = int(state.delta.sum())
-            state.pi = rng.beta(p_prior["alpha"] + k, p_prior["beta"] + m - k)
+            state.pi = rng.beta(p_prior["alpha"] + k, p_prior["beta"] + units - k)
         if warm:
             row = np.full(m + 1, np.nan)
             row[0] = np.log(state.lam)

@@ -69,6 +69,20 @@ def build_bkmr(design: Design, spec: BkmrSpec, priors: dict[str, dict[str, Any]]
             delta = pm.Bernoulli("delta", p=pi, dims="exposure")
             rho = prior_lib.create(priors, "r", name="rho", dims=("exposure",))
             r = pm.Deterministic("r", delta * rho, dims="exposure")
+        elif spec.selection == "hierarchical":
+            pi = prior_lib.create(priors, "pi")
+            groups = group_index(design, spec)
+            parts = []
+            for g, name in enumerate(spec.groups):
+                members = np.flatnonzero(groups == g)
+                included = pm.Bernoulli(f"group_in_{name}", p=pi)
+                chosen = pm.Categorical(f"choice_{name}", p=np.full(members.size, 1 / members.size))
+                parts.append((members, included * pt.eq(chosen, np.arange(members.size))))
+            order = np.concatenate([members for members, _ in parts])
+            stacked = pt.concatenate([values for _, values in parts])[np.argsort(order)]
+            delta = pm.Deterministic("delta", stacked, dims="exposure")
+            rho = prior_lib.create(priors, "r", name="rho", dims=("exposure",))
+            r = pm.Deterministic("r", delta * rho, dims="exposure")
         else:
             r = prior_lib.create(priors, "r", dims=("exposure",))
         kernel = pt.exp(-pt.tensordot(pt.as_tensor(sq_dist), r, axes=[[2], [0]]))
@@ -81,6 +95,27 @@ def build_bkmr(design: Design, spec: BkmrSpec, priors: dict[str, dict[str, Any]]
             cov = sigma_sq * (pt.eye(design.n) + lam * kernel)
             pm.MvNormal("y", mu=mean * pt.ones(design.n), cov=cov, observed=design.y, dims="obs")
     return model
+
+
+def group_index(design: Design, spec: BkmrSpec) -> np.ndarray | None:
+    """Group number of each exposure for hierarchical selection; groups must partition them."""
+    if spec.selection != "hierarchical":
+        return None
+    owner: dict[str, int] = {}
+    for g, (name, members) in enumerate(spec.groups.items()):
+        for exposure in members:
+            if exposure not in design.exposures:
+                raise ConfigError(
+                    f"model.groups.{name}: {exposure!r} is not an exposure "
+                    f"of the analysis ({', '.join(design.exposures)})"
+                )
+            if exposure in owner:
+                raise ConfigError(f"model.groups: {exposure!r} is in two groups")
+            owner[exposure] = g
+    missing = [e for e in design.exposures if e not in owner]
+    if missing:
+        raise ConfigError(f"model.groups: exposures {missing} are in no group")
+    return np.array([owner[e] for e in design.exposures])
 
 
 def knots_for(design: Design, spec: BkmrSpec, seed: int) -> np.ndarray | None:
@@ -98,13 +133,14 @@ def sample_gibbs(
         X=covariates(design),
         z=design.z,
         knots=knots,
-        selection=spec.selection == "component",
+        selection=spec.selection != "none",
+        groups=group_index(design, spec),
         probit=design.family == "bernoulli",
     )
     chains, wall = sample_chains(
         data, priors, sampler.tune, sampler.draws, sampler.chains, sampler.seed, sampler.cores
     )
-    dropped = set() if spec.selection == "component" else {"delta", "pi"}
+    dropped = set() if spec.selection != "none" else {"delta", "pi"}
     if design.family == "bernoulli":
         dropped.add("sigma_sq")  # fixed at 1 in the probit model
     names = [k for k in chains[0].draws if k not in dropped]

@@ -288,8 +288,47 @@ def single_var_interaction(
     return pd.DataFrame({"variable": list(post.exposures), **_summarise(interaction, prob)})
 
 
-def pips(idata: InferenceData) -> pd.DataFrame:
-    """Posterior inclusion probability of each exposure: mean of delta (R: ExtractPIPs)."""
+def pips(idata: InferenceData, groups: dict[str, list[str]] | None = None) -> pd.DataFrame:
+    """Posterior inclusion probability of each exposure: mean of delta (R: ExtractPIPs).
+
+    With hierarchical groups also the group PIP (some member in) and the conditional PIP
+    (this member, given its group is in), as R's CalcGroupPIPs / CalcWithinGroupPIPs.
+    """
     delta = flat_draws(idata, "delta")
-    names = idata.posterior["delta"].coords["exposure"].to_numpy()
-    return pd.DataFrame({"variable": names, "pip": delta.mean(0)})
+    names = list(idata.posterior["delta"].coords["exposure"].to_numpy())
+    table = pd.DataFrame({"variable": names, "pip": delta.mean(0)})
+    if groups:
+        group_of = {e: g for g, members in groups.items() for e in members}
+        table.insert(1, "group", [group_of[n] for n in names])
+        group_pip, cond_pip = [], []
+        for j, name in enumerate(names):
+            cols = [names.index(e) for e in groups[group_of[name]]]
+            group_in = delta[:, cols].max(axis=1)
+            group_pip.append(group_in.mean())
+            cond_pip.append(delta[group_in == 1, j].mean() if group_in.any() else float("nan"))
+        table.insert(2, "group_pip", group_pip)
+        table.insert(3, "cond_pip", cond_pip)
+    return table
+
+
+def group_risk(
+    post: HPosterior,
+    groups: dict[str, list[str]],
+    qs_diff: tuple[float, float] = (0.25, 0.75),
+    q_fixed: float = 0.5,
+    seed: int = 0,
+    prob: float = 0.95,
+) -> pd.DataFrame:
+    """h when every exposure of a group moves from its qs_diff[0] to qs_diff[1] quantile,
+    the others at q_fixed: the group-level risk R's bkmr does not offer."""
+    low, high = (_at_quantiles(post.z, q) for q in qs_diff)
+    base = _at_quantiles(post.z, q_fixed)
+    points = []
+    for members in groups.values():
+        cols = [post.exposures.index(e) for e in members]
+        a, b = base.copy(), base.copy()
+        a[cols], b[cols] = low[cols], high[cols]
+        points += [a, b]
+    samples = sample_h_new(post, np.vstack(points), seed)
+    diff = samples[:, 1::2] - samples[:, 0::2]
+    return pd.DataFrame({"group": list(groups), **_summarise(diff, prob)})
