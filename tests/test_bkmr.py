@@ -1,6 +1,8 @@
 """BKMR: kernel algebra, recovery of a known h, agreement with the exact PyMC model,
 summaries' shapes and logic, prior overrides."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pymc as pm
@@ -221,3 +223,53 @@ def test_fast_path_agrees_with_the_exact_pymc_model():
         a = np.log(fast.posterior[var].to_numpy()).ravel()
         b = np.log(reference.posterior[var].to_numpy()).ravel()
         assert abs(np.median(a) - np.median(b)) < 0.25 * (np.std(a) + np.std(b)), var
+
+
+def test_saved_run_can_be_extended(tmp_path):
+    """fit.py --extend continues the saved chains (R's bkmr cannot)."""
+    import yaml
+
+    from bayesmetal.arviz_api import load_idata
+    from bayesmetal.cli import fit_main
+
+    design, _ = simulate(120, seed=11, m=3)
+    frame = pd.DataFrame(design.concentrations, columns=list(design.exposures))
+    frame["age"], frame["y"] = design.X[:, 0], design.y
+    frame.to_csv(tmp_path / "data.csv", index=False)
+    config = {
+        "table": {
+            "path": "data.csv",
+            "outcome": "y",
+            "family": "gaussian",
+            "exposures": list(design.exposures),
+            "covariates": ["age"],
+        },
+        "model": {"name": "bkmr", "draws_for_h": 20, "ngrid": 5},
+        "sampler": {"chains": 2, "tune": 100, "draws": 60, "seed": 3},
+    }
+    path = tmp_path / "bkmr.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert fit_main([str(path), "--out", str(tmp_path / "first")]) == 0
+    assert (
+        fit_main(
+            [
+                str(path),
+                "--extend",
+                str(tmp_path / "first"),
+                "--set",
+                "sampler.draws=40",
+                "--out",
+                str(tmp_path / "more"),
+            ]
+        )
+        == 0
+    )
+    first = load_idata(str(tmp_path / "first" / "idata.nc"))
+    more = load_idata(str(tmp_path / "more" / "idata.nc"))
+    assert more.posterior.sizes["draw"] == 100
+    assert np.array_equal(more.posterior["r"][:, :60].to_numpy(), first.posterior["r"].to_numpy())
+    assert all(entry["step"] == 2 for entry in json.loads(more.attrs["bkmr_resume"]))
+    assert (
+        fit_main([str(path), "--extend", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x")])
+        == 2
+    )

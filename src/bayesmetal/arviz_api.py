@@ -9,6 +9,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 from matplotlib.figure import Figure
 
 with warnings.catch_warnings():  # ArviZ 0.23 announces its 1.x refactor on import
@@ -31,6 +32,16 @@ def from_chains(
 ) -> InferenceData:
     """InferenceData from arrays shaped (chain, draw, ...) produced by a custom sampler."""
     return az.from_dict(posterior=draws, sample_stats=stats or {}, coords=coords, dims=dims)
+
+
+def concat_draws(first: InferenceData, second: InferenceData) -> InferenceData:
+    """Append the draws of `second` after those of `first`, chain by chain."""
+    groups = {}
+    for group in ("posterior", "sample_stats"):
+        a, b = getattr(first, group), getattr(second, group)
+        b = b.assign_coords(draw=b["draw"] + a.sizes["draw"])
+        groups[group] = xr.concat([a, b], dim="draw")
+    return az.InferenceData(**groups)
 
 
 def convergence_table(idata: InferenceData, var_names: list[str]) -> pd.DataFrame:

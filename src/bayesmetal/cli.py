@@ -115,6 +115,12 @@ def fit_main(argv: list[str] | None = None) -> int:
         help="build the model, print it and a prior predictive check; no sampling",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+    parser.add_argument(
+        "--extend",
+        metavar="RUN",
+        help="continue the BKMR run in folder RUN by sampler.draws more draws per chain "
+        "(e.g. --set sampler.draws=2000); writes a new run folder",
+    )
     args = parser.parse_args(argv)
     try:
         config = load_config(args.config, args.set)
@@ -138,7 +144,15 @@ def fit_main(argv: list[str] | None = None) -> int:
             raise BayesmetalError(
                 f"run folder {out} already exists; pass --overwrite to replace it"
             )
-        results = workflow.fit(planned)
+        if args.extend:
+            from bayesmetal.arviz_api import load_idata
+
+            previous = Path(args.extend) / "idata.nc"
+            if not previous.is_file():
+                raise BayesmetalError(f"--extend: {previous} not found")
+            results = workflow.extend(planned, load_idata(str(previous)))
+        else:
+            results = workflow.fit(planned)
         resolved = config.model_dump(mode="json", by_alias=True)
         with atomic_folder(out, overwrite=args.overwrite) as folder:
             write_run(folder, results, resolved, args.set)

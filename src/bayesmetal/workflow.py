@@ -279,6 +279,15 @@ def bkmr_summaries(plan_: Plan, idata: InferenceData, results: Results) -> None:
     results.figures["single_var_risk"] = plots.single_var_risk_plot(tables["single_var_risk"])
 
 
+def extend(plan_: Plan, previous: InferenceData) -> Results:
+    """Continue a saved BKMR Gibbs run by sampler.draws more draws per chain."""
+    spec = plan_.config.model
+    if not isinstance(spec, BkmrSpec) or spec.sampler != "gibbs":
+        raise ConfigError("--extend works for BKMR runs with the gibbs sampler")
+    idata = bkmr.extend_gibbs(previous, plan_.design, spec, plan_.priors, plan_.config.sampler)
+    return summarise(plan_, {"bkmr": idata})
+
+
 def fit(plan_: Plan) -> Results:
     """Sample every declared model (seed + i for the i-th) and summarise."""
     sampler = plan_.config.sampler

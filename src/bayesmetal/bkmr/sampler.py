@@ -42,6 +42,7 @@ class Chain:
 
     draws: dict[str, np.ndarray]
     stats: dict[str, float] = field(default_factory=dict)
+    resume: dict[str, Any] = field(default_factory=dict)  # final state + frozen proposals
 
 
 class _State:
@@ -71,6 +72,28 @@ class _State:
     @property
     def r(self) -> np.ndarray:
         return self.delta * self.rho
+
+    def snapshot(self) -> dict[str, Any]:
+        """The chain's current values, JSON-ready, to continue it later."""
+        return {
+            "beta": self.beta.tolist(),
+            "sigma_sq": self.sigma_sq,
+            "lam": self.lam,
+            "delta": self.delta.tolist(),
+            "rho": self.rho.tolist(),
+            "pi": self.pi,
+            "ystar": None if self.ystar is None else self.ystar.tolist(),
+        }
+
+    def restore(self, saved: dict[str, Any]) -> None:
+        """Continue from a snapshot."""
+        self.beta = np.array(saved["beta"], dtype=float)
+        self.sigma_sq, self.lam, self.pi = saved["sigma_sq"], saved["lam"], saved["pi"]
+        self.delta = np.array(saved["delta"], dtype=int)
+        self.rho = np.array(saved["rho"], dtype=float)
+        if saved["ystar"] is not None:
+            self.ystar = np.array(saved["ystar"], dtype=float)
+        self.factor = self.make_factor(self.r, self.lam)
 
     @property
     def y(self) -> np.ndarray:
@@ -235,10 +258,18 @@ def _draw_latent(state: _State, data: BkmrData, rng: np.random.Generator) -> Non
 
 
 def run_chain(
-    data: BkmrData, priors: dict[str, Any], tune: int, draws: int, seed: int, chain: int
+    data: BkmrData,
+    priors: dict[str, Any],
+    tune: int,
+    draws: int,
+    seed: int,
+    chain: int,
+    resume: dict[str, Any] | None = None,
 ) -> Chain:
-    """One chain: `tune` adapting iterations, then `draws` kept ones."""
-    rng = np.random.default_rng([seed, chain])
+    """One chain: `tune` adapting iterations, then `draws` kept ones. With `resume` (a
+    previous chain's `Chain.resume`) it continues that chain: same state, same frozen
+    proposals, no warm-up."""
+    rng = np.random.default_rng([seed, chain] if resume is None else [seed, chain, resume["step"]])
     state = _State(data, rng, priors)
     logp_r = bkmr_priors.logp_function(priors["r"], "r")
     logp_lam = bkmr_priors.logp_function(priors["lambda"], "lambda")
@@ -251,6 +282,13 @@ def run_chain(
     q_mu, q_sd = np.full(m, np.log(0.1)), np.full(m, 1.5)  # birth proposals for log r_m
     history: list[np.ndarray] = []  # warm-up [log lambda, log r_1..M] (NaN where excluded)
     proposal = _BlockProposal(m)
+    if resume is not None:
+        tune = 0
+        state.restore(resume["state"])
+        block_scale = resume["block_scale"]
+        q_mu, q_sd = np.array(resume["q_mu"]), np.array(resume["q_sd"])
+        if resume["history"]:
+            proposal.learn(np.array(resume["history"], dtype=float))
     out = {
         "beta": np.empty((draws, p)),
         "sigma_sq": np.empty(draws),
@@ -339,7 +377,16 @@ def run_chain(
             if data.probit:
                 out["ystar"][d] = state.ystar
     stats = {f"accept_{k}": (a / t if t else float("nan")) for k, (a, t) in acc.items()}
-    return Chain(out, stats)
+    learned = proposal.history if proposal.history is not None else np.zeros((0, m + 1))
+    resume_info = {
+        "state": state.snapshot(),
+        "block_scale": block_scale,
+        "q_mu": q_mu.tolist(),
+        "q_sd": q_sd.tolist(),
+        "history": np.where(np.isnan(learned), None, learned).tolist(),
+        "step": (resume["step"] + 1) if resume else 1,
+    }
+    return Chain(out, stats, resume_info)
 
 
 def _run_chain_single_thread(args: tuple) -> Chain:
@@ -357,11 +404,15 @@ def sample_chains(
     chains: int,
     seed: int,
     cores: int | None = None,
+    resume: list[dict[str, Any]] | None = None,
 ) -> tuple[list[Chain], float]:
-    """Run chains in parallel processes (one BLAS thread each); returns chains and wall time."""
+    """Run chains in parallel processes (one BLAS thread each); returns chains and wall time.
+    `resume` (one entry per chain) continues earlier chains instead of starting new ones."""
     bkmr_priors.check_conjugate(priors, probit=data.probit)
     start = time.perf_counter()
-    jobs = [(data, priors, tune, draws, seed, c) for c in range(chains)]
+    jobs = [
+        (data, priors, tune, draws, seed, c, resume[c] if resume else None) for c in range(chains)
+    ]
     workers = min(chains, cores or os.cpu_count() or 1)
     if workers == 1:
         results = [_run_chain_single_thread(job) for job in jobs]

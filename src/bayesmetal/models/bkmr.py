@@ -11,6 +11,7 @@ BinaryGibbsMetropolis). `sample_gibbs` runs the fast collapsed sampler of
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,7 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from bayesmetal import priors as prior_lib
-from bayesmetal.arviz_api import InferenceData, from_chains
+from bayesmetal.arviz_api import InferenceData, concat_draws, from_chains
 from bayesmetal.bkmr.kernel import choose_knots
 from bayesmetal.bkmr.priors import DEFAULT_PRIORS
 from bayesmetal.bkmr.sampler import BkmrData, sample_chains
@@ -124,9 +125,16 @@ def knots_for(design: Design, spec: BkmrSpec, seed: int) -> np.ndarray | None:
 
 
 def sample_gibbs(
-    design: Design, spec: BkmrSpec, priors: dict[str, dict[str, Any]], sampler: SamplerSpec
+    design: Design,
+    spec: BkmrSpec,
+    priors: dict[str, dict[str, Any]],
+    sampler: SamplerSpec,
+    resume: list[dict[str, Any]] | None = None,
 ) -> InferenceData:
-    """Fast collapsed sampler; posterior variables as in the PyMC model (minus rho)."""
+    """Fast collapsed sampler; posterior variables as in the PyMC model (minus rho).
+
+    The chains' final states and frozen proposals go into attrs['bkmr_resume'], so that
+    `extend_gibbs` can continue them."""
     knots = knots_for(design, spec, sampler.seed)
     data = BkmrData(
         y=design.y,
@@ -138,7 +146,14 @@ def sample_gibbs(
         probit=design.family == "bernoulli",
     )
     chains, wall = sample_chains(
-        data, priors, sampler.tune, sampler.draws, sampler.chains, sampler.seed, sampler.cores
+        data,
+        priors,
+        sampler.tune,
+        sampler.draws,
+        sampler.chains,
+        sampler.seed,
+        sampler.cores,
+        resume,
     )
     dropped = set() if spec.selection != "none" else {"delta", "pi"}
     if design.family == "bernoulli":
@@ -159,4 +174,29 @@ def sample_gibbs(
     idata.attrs["wall_time_s"] = round(wall, 2)
     if knots is not None:
         idata.attrs["knots"] = int(len(knots))
+    idata.attrs["bkmr_resume"] = json.dumps([c.resume for c in chains])
     return idata
+
+
+def extend_gibbs(
+    previous: InferenceData,
+    design: Design,
+    spec: BkmrSpec,
+    priors: dict[str, dict[str, Any]],
+    sampler: SamplerSpec,
+) -> InferenceData:
+    """Continue a saved Gibbs run by `sampler.draws` more draws per chain (no new warm-up)
+    and return all draws: R's bkmr cannot continue a chain."""
+    if "bkmr_resume" not in previous.attrs:
+        raise ConfigError("--extend: the run holds no BKMR Gibbs sampler state to continue")
+    resume = json.loads(previous.attrs["bkmr_resume"])
+    if len(resume) != previous.posterior.sizes["chain"]:
+        raise ConfigError("--extend: the saved sampler state does not match the run's chains")
+    more = sampler.model_copy(update={"chains": len(resume), "tune": 0})
+    added = sample_gibbs(design, spec, priors, more, resume)
+    combined = concat_draws(previous, added)
+    combined.attrs.update({k: v for k, v in added.attrs.items()})
+    combined.attrs["wall_time_s"] = round(
+        float(previous.attrs.get("wall_time_s", 0)) + float(added.attrs["wall_time_s"]), 2
+    )
+    return combined
