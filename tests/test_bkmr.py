@@ -273,3 +273,36 @@ def test_saved_run_can_be_extended(tmp_path):
         fit_main([str(path), "--extend", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x")])
         == 2
     )
+
+
+def test_random_intercept_with_knots():
+    """Knots and a random intercept together (not possible in R's bkmr): the intercept
+    variance is recovered and selection is unaffected."""
+    design, _ = simulate(400, seed=12)
+    rng = np.random.default_rng(12)
+    cluster = rng.integers(0, 10, design.n)
+    effects = rng.normal(0, 0.8, 10)
+    y = design.y + effects[cluster]
+    clustered = type(design)(
+        **{
+            **design.__dict__,
+            "y": y,
+            "group": cluster,
+            "group_levels": tuple(str(g) for g in range(10)),
+            "group_name": "site",
+        }
+    )
+    spec = BkmrSpec(name="bkmr", knots=40, random_intercept="site")
+    priors = bkmr.default_priors(clustered, spec)
+    assert "lambda_ri" in priors
+    idata = bkmr.sample_gibbs(clustered, spec, priors, SAMPLER)
+    pips = summary.pips(idata).set_index("variable")["pip"]
+    assert pips["x1"] >= 0.9 and pips["x2"] >= 0.9 and (pips[["x3", "x4", "x5"]] <= 0.3).all()
+    ri_var = (idata.posterior["lambda_ri"] * idata.posterior["sigma_sq"]).to_numpy().ravel()
+    low, high = np.quantile(ri_var, [0.025, 0.975])
+    assert low < np.var(effects, ddof=1) < high
+    post = summary.h_posterior(
+        idata, clustered, 30, seed=0, knots=bkmr.knots_for(clustered, spec, SAMPLER.seed)
+    )
+    assert post.onehot.shape == (400, 10)
+    assert summary.overall_risk(post)["est"].is_monotonic_increasing

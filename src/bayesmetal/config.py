@@ -339,6 +339,7 @@ class BkmrSpec(Strict):
     selection: Literal["component", "hierarchical", "none"] = "component"
     groups: dict[str, list[str]] | None = None  # hierarchical: group name -> exposures
     knots: int | None = Field(default=None, ge=5)  # Gaussian predictive process for large n
+    random_intercept: str | None = None  # column whose levels share a random intercept
     sampler: Literal["gibbs", "pymc"] = "gibbs"  # fast path, or PyMC's compound step (reference)
     draws_for_h: int = Field(default=200, ge=10)  # posterior draws used for h summaries
     ngrid: int = Field(default=30, ge=5, le=200)  # grid points of exposure-response curves

@@ -94,6 +94,8 @@ def build_design(config: RunConfig, table: AnalysisTable) -> Design:
     model = config.model
     quantiles = getattr(model, "quantiles", 4)
     group = model.group if isinstance(model, BwqsSpec) else None
+    if isinstance(model, BkmrSpec):
+        group = model.random_intercept
     if config.table is not None:
         outcome, exposures, covariates = (
             config.table.outcome,
@@ -111,7 +113,8 @@ def build_design(config: RunConfig, table: AnalysisTable) -> Design:
             f"analysis.outcome {outcome!r} is {family}; models take gaussian or bernoulli"
         )
     if group is not None and group not in table.frame.columns:
-        raise ConfigError(f"model.group {group!r} is not a column of the analysis table")
+        key = "model.random_intercept" if isinstance(model, BkmrSpec) else "model.group"
+        raise ConfigError(f"{key} {group!r} is not a column of the analysis table")
     return make_design(table.frame, outcome, family, exposures, covariates, quantiles, group)
 
 
@@ -120,7 +123,7 @@ def default_priors(config: RunConfig, design: Design) -> dict[str, dict[str, Any
     if isinstance(config.model, GlmSpec):
         return glm.default_priors(design.family)
     if isinstance(config.model, BkmrSpec):
-        return bkmr.default_priors(design)
+        return bkmr.default_priors(design, config.model)
     return bwqs.default_priors(config.model, design.family)
 
 
@@ -162,6 +165,8 @@ def bkmr_fit(design: Design, spec: BkmrSpec, priors) -> PlannedFit:
     variables = ["beta", "lambda", "r"] if design.X.shape[1] else ["lambda", "r"]
     if design.family == "gaussian":
         variables.insert(1, "sigma_sq")
+    if spec.random_intercept:
+        variables.append("lambda_ri")
     if spec.selection != "none":
         variables += ["delta", "pi"]
     if spec.sampler == "pymc":

@@ -26,30 +26,51 @@ class Factor:
     logdet: float
 
 
-def exact_factor(z: np.ndarray, r: np.ndarray, lam: float) -> Factor:
-    """Cholesky of the full n x n matrix: O(n^3)."""
+def exact_factor(
+    z: np.ndarray,
+    r: np.ndarray,
+    lam: float,
+    same_group: np.ndarray | None = None,
+    lam_ri: float = 0.0,
+) -> Factor:
+    """Cholesky of the full n x n matrix V = I + lam K (+ lam_ri Z Z'): O(n^3)."""
     v = lam * kernel(z, z, r)
+    if same_group is not None:
+        v += lam_ri * same_group
     v[np.diag_indices_from(v)] += 1.0
     chol = linalg.cho_factor(v, lower=True, check_finite=False)
     logdet = 2.0 * np.log(np.diag(chol[0])).sum()
     return Factor(lambda x: linalg.cho_solve(chol, x, check_finite=False), float(logdet))
 
 
-def knots_factor(z: np.ndarray, knots: np.ndarray, r: np.ndarray, lam: float) -> Factor:
-    """Gaussian predictive process: K ~ K_nk K_kk^-1 K_kn, then Woodbury: O(n k^2)."""
-    k_nk = kernel(z, knots, r)
+def low_rank_basis(z: np.ndarray, knots: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """U with K ~ U U' = K_nk K_kk^-1 K_kn (the predictive-process kernel)."""
     k_kk = kernel(knots, knots, r)
     k_kk[np.diag_indices_from(k_kk)] += 1e-6  # jitter: K_kk is singular when r_m = 0
-    # V = I + lam U U', U = K_nk L^-T with K_kk = L L'
     l_kk = linalg.cholesky(k_kk, lower=True, check_finite=False)
-    u = linalg.solve_triangular(l_kk, k_nk.T, lower=True, check_finite=False).T
-    inner = lam * (u.T @ u)
+    return linalg.solve_triangular(l_kk, kernel(knots, z, r), lower=True, check_finite=False).T
+
+
+def knots_factor(
+    z: np.ndarray,
+    knots: np.ndarray,
+    r: np.ndarray,
+    lam: float,
+    group_onehot: np.ndarray | None = None,
+    lam_ri: float = 0.0,
+) -> Factor:
+    """Gaussian predictive process, V = I + W W' with W = [sqrt(lam) U, sqrt(lam_ri) Z];
+    Woodbury solves and determinant: O(n (k + groups)^2)."""
+    w = np.sqrt(lam) * low_rank_basis(z, knots, r)
+    if group_onehot is not None:
+        w = np.hstack([w, np.sqrt(lam_ri) * group_onehot])
+    inner = w.T @ w
     inner[np.diag_indices_from(inner)] += 1.0
     chol = linalg.cho_factor(inner, lower=True, check_finite=False)
     logdet = 2.0 * np.log(np.diag(chol[0])).sum()
 
     def solve(x: np.ndarray) -> np.ndarray:
-        return x - lam * u @ linalg.cho_solve(chol, u.T @ x, check_finite=False)
+        return x - w @ linalg.cho_solve(chol, w.T @ x, check_finite=False)
 
     return Factor(solve, float(logdet))
 

@@ -34,6 +34,14 @@ class BkmrData:
     selection: bool = True
     probit: bool = False  # binary y: latent y* ~ N(h + X beta, 1), y = 1 if y* > 0
     groups: np.ndarray | None = None  # hierarchical selection: group index of each exposure
+    random_intercept: np.ndarray | None = None  # group index of each person (random intercept)
+
+    @property
+    def onehot(self) -> np.ndarray | None:
+        """Z of the random intercept (n x groups)."""
+        if self.random_intercept is None:
+            return None
+        return (self.random_intercept[:, None] == np.unique(self.random_intercept)[None]) * 1.0
 
 
 @dataclass
@@ -67,6 +75,9 @@ class _State:
         self.rho = np.full(m, 0.1) * np.exp(rng.normal(0, 0.3, m))
         self.pi = 0.5
         self.sigma_prior = None if data.probit else bkmr_priors.params(priors["sigma_sq"])
+        self.onehot = data.onehot
+        self.same_group = None if self.onehot is None else self.onehot @ self.onehot.T
+        self.lam_ri = 1.0 if self.onehot is not None else 0.0
         self.factor = self.make_factor(self.r, self.lam)
 
     @property
@@ -79,6 +90,7 @@ class _State:
             "beta": self.beta.tolist(),
             "sigma_sq": self.sigma_sq,
             "lam": self.lam,
+            "lam_ri": self.lam_ri,
             "delta": self.delta.tolist(),
             "rho": self.rho.tolist(),
             "pi": self.pi,
@@ -89,6 +101,7 @@ class _State:
         """Continue from a snapshot."""
         self.beta = np.array(saved["beta"], dtype=float)
         self.sigma_sq, self.lam, self.pi = saved["sigma_sq"], saved["lam"], saved["pi"]
+        self.lam_ri = saved.get("lam_ri", 0.0)
         self.delta = np.array(saved["delta"], dtype=int)
         self.rho = np.array(saved["rho"], dtype=float)
         if saved["ystar"] is not None:
@@ -100,10 +113,11 @@ class _State:
         """The Gaussian response: y itself, or the latent y* of the probit model."""
         return self.ystar if self.ystar is not None else self.data.y
 
-    def make_factor(self, r: np.ndarray, lam: float):
+    def make_factor(self, r: np.ndarray, lam: float, lam_ri: float | None = None):
+        lam_ri = self.lam_ri if lam_ri is None else lam_ri
         if self.data.knots is None:
-            return exact_factor(self.data.z, r, lam)
-        return knots_factor(self.data.z, self.data.knots, r, lam)
+            return exact_factor(self.data.z, r, lam, self.same_group, lam_ri)
+        return knots_factor(self.data.z, self.data.knots, r, lam, self.onehot, lam_ri)
 
     def loglik(self, factor) -> float:
         """log p(y | beta, lambda, r) with sigma2 integrated out against its
@@ -131,15 +145,16 @@ def _adapt(scale: float, rate: float, target: float, step: int) -> float:
 
 
 class _BlockProposal:
-    """Proposal covariance of (log lambda, log r_active), learned from warm-up draws.
+    """Proposal covariance of (log lambda [, log lambda_ri], log r_active), learned from
+    warm-up draws.
 
     After warm-up it is a fixed function of the active set, so the chain stays valid.
     """
 
-    def __init__(self, m: int) -> None:
+    def __init__(self, m: int, n_lead: int = 1) -> None:
         self.history: np.ndarray | None = None
         self.cache: dict[tuple[int, ...], np.ndarray] = {}
-        self.m = m
+        self.m, self.n_lead = m, n_lead
 
     def learn(self, history: np.ndarray) -> None:
         self.history, self.cache = history, {}
@@ -147,7 +162,7 @@ class _BlockProposal:
     def chol(self, active: np.ndarray) -> np.ndarray:
         key = tuple(int(j) for j in active)
         if key not in self.cache:
-            cols = [0, *(1 + j for j in key)]
+            cols = [*range(self.n_lead), *(self.n_lead + j for j in key)]
             cov = 0.25 * np.eye(len(cols))
             if self.history is not None:
                 rows = self.history[:, cols]
@@ -248,6 +263,8 @@ def _draw_latent(state: _State, data: BkmrData, rng: np.random.Generator) -> Non
         k_kk[np.diag_indices_from(k_kk)] += 1e-6
         u = np.linalg.solve(np.linalg.cholesky(k_kk), kernel(data.knots, data.z, state.r)).T
         h0 = np.sqrt(lam) * u @ rng.standard_normal(u.shape[1])
+    if state.onehot is not None:  # f = h + u: add a prior draw of the random intercepts
+        h0 = h0 + np.sqrt(state.lam_ri) * state.onehot @ rng.standard_normal(state.onehot.shape[1])
     mean = data.X @ state.beta
     gap = state.ystar - mean - h0 - rng.standard_normal(n)
     h = h0 + gap - state.factor.solve(gap)  # lambda K V^-1 x = x - V^-1 x
@@ -281,7 +298,16 @@ def run_chain(
     block_scale = 2.38
     q_mu, q_sd = np.full(m, np.log(0.1)), np.full(m, 1.5)  # birth proposals for log r_m
     history: list[np.ndarray] = []  # warm-up [log lambda, log r_1..M] (NaN where excluded)
-    proposal = _BlockProposal(m)
+    has_ri = data.random_intercept is not None
+    n_lead = 2 if has_ri else 1  # block columns before the r's: log lambda [, log lambda_ri]
+    logp_ri = bkmr_priors.logp_function(priors["lambda_ri"], "lambda_ri") if has_ri else None
+    proposal = _BlockProposal(m, n_lead)
+
+    def log_prior(lam: float, lam_ri: float, rho: np.ndarray, active, at: np.ndarray) -> float:
+        """Block prior on the log scale (the sum of `at` is the log-Jacobian)."""
+        total = logp_lam(lam) + sum(logp_r(rho[j]) for j in active) + at.sum()
+        return total + (logp_ri(lam_ri) if has_ri else 0.0)
+
     if resume is not None:
         tune = 0
         state.restore(resume["state"])
@@ -301,6 +327,8 @@ def run_chain(
     loglik = state.loglik(state.factor)
     if data.probit:
         out["ystar"] = np.empty((draws, n), dtype=np.float32)
+    if data.random_intercept is not None:
+        out["lambda_ri"] = np.empty(draws)
     for it in range(tune + draws):
         warm = it < tune
         if data.probit:
@@ -323,26 +351,28 @@ def run_chain(
                     state.delta, state.rho, state.factor, loglik = delta, rho, new_factor, new_ll
                 acc["flip"][0] += accepted
                 acc["flip"][1] += 1
-        # (log lambda, log r of included exposures): adaptive-Metropolis block moves
+        # (log lambda[, log lambda_ri], log r of included exposures): adaptive-Metropolis block
         for _ in range(BLOCK_MOVES):
             active = np.flatnonzero(state.delta)
-            current = np.concatenate([[np.log(state.lam)], np.log(state.rho[active])])
+            lead = [np.log(state.lam)] + ([np.log(state.lam_ri)] if has_ri else [])
+            current = np.concatenate([lead, np.log(state.rho[active])])
             step = proposal.chol(active) @ rng.standard_normal(current.size)
             moved = current + block_scale / np.sqrt(current.size) * step
-            lam_new, rho = float(np.exp(moved[0])), state.rho.copy()
-            rho[active] = np.exp(moved[1:])
-            prior_new = logp_lam(lam_new) + sum(logp_r(rho[j]) for j in active) + moved.sum()
+            lam_new = float(np.exp(moved[0]))
+            lam_ri_new = float(np.exp(moved[1])) if has_ri else 0.0
+            rho = state.rho.copy()
+            rho[active] = np.exp(moved[n_lead:])
+            prior_new = log_prior(lam_new, lam_ri_new, rho, active, moved)
             if not np.isfinite(prior_new):  # outside the prior's support: reject at no cost
                 accepted = False
             else:
-                new_factor = state.make_factor(state.delta * rho, lam_new)
+                new_factor = state.make_factor(state.delta * rho, lam_new, lam_ri_new)
                 new_ll = state.loglik(new_factor)
-                prior_old = (
-                    logp_lam(state.lam) + sum(logp_r(state.rho[j]) for j in active) + current.sum()
-                )
+                prior_old = log_prior(state.lam, state.lam_ri, state.rho, active, current)
                 accepted = np.log(rng.random()) < new_ll - loglik + prior_new - prior_old
                 if accepted:
-                    state.lam, state.rho, state.factor, loglik = lam_new, rho, new_factor, new_ll
+                    state.lam, state.lam_ri, state.rho = lam_new, lam_ri_new, rho
+                    state.factor, loglik = new_factor, new_ll
             acc["block"][0] += accepted
             acc["block"][1] += 1
             if warm:
@@ -358,14 +388,16 @@ def run_chain(
             k = int(state.delta.sum())
             state.pi = rng.beta(p_prior["alpha"] + k, p_prior["beta"] + units - k)
         if warm:
-            row = np.full(m + 1, np.nan)
+            row = np.full(m + n_lead, np.nan)
             row[0] = np.log(state.lam)
-            row[1 + np.flatnonzero(state.delta)] = np.log(state.rho[state.delta == 1])
+            if has_ri:
+                row[1] = np.log(state.lam_ri)
+            row[n_lead + np.flatnonzero(state.delta)] = np.log(state.rho[state.delta == 1])
             history.append(row)
             if it >= 100 and it % 50 == 0:  # learn covariances and birth proposals
                 proposal.learn(np.array(history[len(history) // 2 :]))
                 for j in range(m):
-                    seen = np.array(history[len(history) // 2 :])[:, 1 + j]
+                    seen = np.array(history[len(history) // 2 :])[:, n_lead + j]
                     seen = seen[~np.isnan(seen)]
                     if len(seen) > 20:
                         q_mu[j], q_sd[j] = seen.mean(), max(seen.std() * 1.5, 0.3)
@@ -373,11 +405,13 @@ def run_chain(
             d = it - tune
             out["beta"][d], out["sigma_sq"][d] = state.beta, state.sigma_sq
             out["lambda"][d], out["r"][d] = state.lam, state.r
+            if has_ri:
+                out["lambda_ri"][d] = state.lam_ri
             out["delta"][d], out["pi"][d] = state.delta, state.pi
             if data.probit:
                 out["ystar"][d] = state.ystar
     stats = {f"accept_{k}": (a / t if t else float("nan")) for k, (a, t) in acc.items()}
-    learned = proposal.history if proposal.history is not None else np.zeros((0, m + 1))
+    learned = proposal.history if proposal.history is not None else np.zeros((0, m + n_lead))
     resume_info = {
         "state": state.snapshot(),
         "block_scale": block_scale,

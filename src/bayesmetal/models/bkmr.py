@@ -28,14 +28,17 @@ from bayesmetal.design import Design
 from bayesmetal.errors import ConfigError
 
 
-def default_priors(design: Design) -> dict[str, dict[str, Any]]:
+def default_priors(design: Design, spec: BkmrSpec | None = None) -> dict[str, dict[str, Any]]:
     """R bkmr's defaults (see bayesmetal.bkmr.priors). Binary outcomes use the probit model,
-    whose latent residual variance is fixed at 1, so they have no sigma_sq prior."""
+    whose latent residual variance is fixed at 1, so they have no sigma_sq prior. A random
+    intercept adds lambda_ri = its variance / sigma2, with lambda's prior as in R."""
     if design.family not in ("gaussian", "bernoulli"):
         raise ConfigError(f"model bkmr: outcome {design.outcome!r} is {design.family}")
     priors = {key: dict(value) for key, value in DEFAULT_PRIORS.items()}
     if design.family == "bernoulli":
         del priors["sigma_sq"]
+    if spec is not None and spec.random_intercept:
+        priors["lambda_ri"] = dict(DEFAULT_PRIORS["lambda"])
     return priors
 
 
@@ -87,6 +90,10 @@ def build_bkmr(design: Design, spec: BkmrSpec, priors: dict[str, dict[str, Any]]
         else:
             r = prior_lib.create(priors, "r", dims=("exposure",))
         kernel = pt.exp(-pt.tensordot(pt.as_tensor(sq_dist), r, axes=[[2], [0]]))
+        if spec.random_intercept:  # u ~ N(0, lambda_ri sigma2): adds lambda_ri Z Z' to K
+            onehot = (design.group[:, None] == np.arange(len(design.group_levels))) * 1.0
+            lam_ri = prior_lib.create(priors, "lambda_ri")
+            kernel = kernel + lam_ri / lam * pt.as_tensor(onehot @ onehot.T)
         if design.family == "bernoulli":  # probit: h explicit, P(y = 1) = Phi(X beta + h)
             jitter = 1e-6 * pt.eye(design.n)
             h = pm.MvNormal("h", mu=pt.zeros(design.n), cov=lam * kernel + jitter, dims="obs")
@@ -144,6 +151,7 @@ def sample_gibbs(
         selection=spec.selection != "none",
         groups=group_index(design, spec),
         probit=design.family == "bernoulli",
+        random_intercept=design.group if spec.random_intercept else None,
     )
     chains, wall = sample_chains(
         data,

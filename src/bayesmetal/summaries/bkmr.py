@@ -36,6 +36,8 @@ class HPosterior:
     exposures: tuple[str, ...]
     knots: np.ndarray | None = None
     probit: bool = False
+    lam_ri: np.ndarray | None = None  # (S,) random-intercept variance ratio
+    onehot: np.ndarray | None = None  # (n, groups) random-intercept design
 
     def response(self, idx: np.ndarray) -> np.ndarray:
         """(B, n): the observed y, or each draw's latent y*."""
@@ -63,6 +65,12 @@ def h_posterior(
         exposures=design.exposures,
         knots=knots,
         probit=probit,
+        lam_ri=flat_draws(idata, "lambda_ri")[take] if "lambda_ri" in idata.posterior else None,
+        onehot=(
+            (design.group[:, None] == np.arange(len(design.group_levels))) * 1.0
+            if "lambda_ri" in idata.posterior
+            else None
+        ),
     )
 
 
@@ -78,6 +86,8 @@ def _conditional_exact(post: HPosterior, z_new: np.ndarray, idx: np.ndarray):
     r, lam, s2 = post.r[idx], post.lam[idx][:, None, None], post.sigma_sq[idx][:, None, None]
     k_nn = _batched_kernel(post.z, post.z, r)
     v = lam * k_nn + np.eye(len(post.z))[None]
+    if post.onehot is not None:  # h is predicted net of the random intercepts
+        v = v + post.lam_ri[idx][:, None, None] * (post.onehot @ post.onehot.T)[None]
     chol = np.linalg.cholesky(v)
     resid = post.response(idx) - post.beta[idx] @ post.X.T  # (B, n)
     k_ng = _batched_kernel(post.z, z_new, r)  # (B, n, G)
@@ -91,20 +101,28 @@ def _conditional_exact(post: HPosterior, z_new: np.ndarray, idx: np.ndarray):
 
 
 def _conditional_knots(post: HPosterior, z_new: np.ndarray, idx: np.ndarray):
-    """Predictive-process conditional: kernel K_ak K_kk^-1 K_kb, Woodbury solves."""
+    """Predictive-process conditional: kernel K_ak K_kk^-1 K_kb; V = I + W W' with
+    W = [sqrt(lam) U_n (, sqrt(lam_ri) Z)], solved by Woodbury."""
     r, knots = post.r[idx], post.knots
     lam, s2 = post.lam[idx][:, None, None], post.sigma_sq[idx][:, None, None]
     k_kk = _batched_kernel(knots, knots, r) + 1e-6 * np.eye(len(knots))[None]
     l_kk = np.linalg.cholesky(k_kk)
     u_n = np.linalg.solve(l_kk, _batched_kernel(knots, post.z, r)).transpose(0, 2, 1)  # (B,n,k)
     u_g = np.linalg.solve(l_kk, _batched_kernel(knots, z_new, r)).transpose(0, 2, 1)  # (B,G,k)
-    gram = u_n.transpose(0, 2, 1) @ u_n  # (B, k, k)
-    inner = np.eye(len(knots))[None] + lam * gram
+    w = np.sqrt(lam) * u_n
+    if post.onehot is not None:
+        z_ri = np.sqrt(post.lam_ri[idx])[:, None, None] * post.onehot[None]
+        w = np.concatenate([w, z_ri], axis=2)
+    inner = np.eye(w.shape[2])[None] + w.transpose(0, 2, 1) @ w
+
+    def vinv(x: np.ndarray) -> np.ndarray:  # V^-1 x for x of shape (B, n, c)
+        return x - w @ np.linalg.solve(inner, w.transpose(0, 2, 1) @ x)
+
     resid = post.response(idx) - post.beta[idx] @ post.X.T
-    ut_e = u_n.transpose(0, 2, 1) @ resid[:, :, None]  # (B, k, 1)
-    vinv_u_e = ut_e - lam * gram @ np.linalg.solve(inner, ut_e)  # U' V^-1 e
-    mean = (lam * u_g @ vinv_u_e)[:, :, 0]
-    ut_vinv_u = gram - lam * gram @ np.linalg.solve(inner, gram)
+    vinv_e = vinv(resid[:, :, None])
+    vinv_u = vinv(u_n)
+    mean = (lam * u_g @ (u_n.transpose(0, 2, 1) @ vinv_e))[:, :, 0]
+    ut_vinv_u = u_n.transpose(0, 2, 1) @ vinv_u
     cov = s2 * (
         lam * u_g @ u_g.transpose(0, 2, 1) - lam**2 * u_g @ ut_vinv_u @ u_g.transpose(0, 2, 1)
     )
