@@ -306,3 +306,10 @@ def test_random_intercept_with_knots():
     )
     assert post.onehot.shape == (400, 10)
     assert summary.overall_risk(post)["est"].is_monotonic_increasing
+
+
+def test_curves_report_concentrations_in_file_units():
+    design, _ = simulate(50, seed=13, m=3)
+    table = pd.DataFrame({"variable": ["x2"] * 4, "z": design.z[:4, 1]})
+    mapped = summary.with_concentration(table, design)
+    assert np.allclose(mapped["concentration"], design.concentrations[:4, 1])

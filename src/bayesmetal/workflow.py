@@ -266,15 +266,21 @@ def bkmr_summaries(plan_: Plan, idata: InferenceData, results: Results) -> None:
         ranked = list(design.exposures)
     if spec.groups:
         tables["group_risk"] = bkmr_summary.group_risk(post, spec.groups, seed=seed, prob=prob)
-    tables["univariate"] = bkmr_summary.pred_resp_univar(post, spec.ngrid, seed=seed, prob=prob)
+    tables["univariate"] = bkmr_summary.with_concentration(
+        bkmr_summary.pred_resp_univar(post, spec.ngrid, seed=seed, prob=prob), design
+    )
     tables["overall_risk"] = bkmr_summary.overall_risk(post, seed=seed, prob=prob)
     tables["single_var_risk"] = bkmr_summary.single_var_risk(post, seed=seed, prob=prob)
     tables["single_var_interaction"] = bkmr_summary.single_var_interaction(
         post, seed=seed, prob=prob
     )
     pairs = [(a, b) for a in ranked[:3] for b in ranked[:3] if a != b]
-    tables["bivariate_levels"] = bkmr_summary.pred_resp_bivar_levels(
-        post, pairs, spec.ngrid, seed=seed, prob=prob
+    tables["bivariate_levels"] = bkmr_summary.with_concentration(
+        bkmr_summary.pred_resp_bivar_levels(post, pairs, spec.ngrid, seed=seed, prob=prob),
+        design,
+        variable="variable1",
+        z="z1",
+        column="concentration1",
     )
     results.figures["univariate"] = plots.univariate_panel(tables["univariate"], design.outcome)
     results.figures["bivariate_levels"] = plots.bivariate_levels(tables["bivariate_levels"])

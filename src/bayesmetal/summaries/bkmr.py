@@ -306,6 +306,19 @@ def single_var_interaction(
     return pd.DataFrame({"variable": list(post.exposures), **_summarise(interaction, prob)})
 
 
+def with_concentration(
+    table: pd.DataFrame,
+    design: Design,
+    variable: str = "variable",
+    z: str = "z",
+    column: str = "concentration",
+) -> pd.DataFrame:
+    """Map standardised log exposure back to the concentration in the file's units."""
+    index = [design.exposures.index(v) for v in table[variable]]
+    logs = table[z].to_numpy() * design.log_scale[index] + design.log_centre[index]
+    return table.assign(**{column: np.exp(logs)})
+
+
 def pips(idata: InferenceData, groups: dict[str, list[str]] | None = None) -> pd.DataFrame:
     """Posterior inclusion probability of each exposure: mean of delta (R: ExtractPIPs).
 
