@@ -17,6 +17,15 @@ def family_priors(family: str) -> dict[str, dict[str, Any]]:
     return dict(SCALE_PRIOR) if family == "gaussian" else {}
 
 
+def add_covariates(eta, design, priors: dict[str, dict[str, Any]]):
+    """eta + X gamma when the design has covariates (coords 'covariate'), else eta."""
+    if not design.X.shape[1]:
+        return eta
+    covariates = pm.Data("X", design.X, dims=("obs", "covariate"))
+    gamma = prior_lib.create(priors, "gamma", dims=("covariate",))
+    return eta + pm.math.dot(covariates, gamma)
+
+
 def add_likelihood(family: str, eta, y, priors: dict[str, dict[str, Any]]) -> None:
     """gaussian: y ~ Normal(eta, sigma); bernoulli: y ~ Bernoulli(logit^-1(eta))."""
     if family == "gaussian":

@@ -14,7 +14,7 @@ import pymc as pm
 from bayesmetal import priors as prior_lib
 from bayesmetal.config import BwqsSpec
 from bayesmetal.design import Design
-from bayesmetal.families import add_likelihood, family_priors
+from bayesmetal.families import add_covariates, add_likelihood, family_priors
 
 DIRICHLET = {"distribution": "Dirichlet", "a": 1.0}
 HALF = {"distribution": "HalfNormal", "sigma": 2.5}
@@ -88,9 +88,5 @@ def build_bwqs(design: Design, spec: BwqsSpec, priors: dict[str, dict[str, Any]]
             else:
                 b1 = _signed(priors, "b1", "b1", negative=(spec.direction == "negative"))
                 eta = eta + b1 * index
-        if design.X.shape[1]:
-            covariates = pm.Data("X", design.X, dims=("obs", "covariate"))
-            gamma = prior_lib.create(priors, "gamma", dims=("covariate",))
-            eta = eta + pm.math.dot(covariates, gamma)
-        add_likelihood(design.family, eta, design.y, priors)
+        add_likelihood(design.family, add_covariates(eta, design, priors), design.y, priors)
     return model

@@ -8,7 +8,7 @@ import pymc as pm
 
 from bayesmetal import priors as prior_lib
 from bayesmetal.design import Design, Terms
-from bayesmetal.families import add_likelihood, family_priors
+from bayesmetal.families import add_covariates, add_likelihood, family_priors
 
 WEAK = {"distribution": "Normal", "mu": 0, "sigma": 2.5}
 
@@ -33,9 +33,5 @@ def build_glm(design: Design, terms: Terms, priors: dict[str, dict[str, Any]]) -
         intercept = prior_lib.create(priors, "intercept")
         beta = prior_lib.create(priors, "beta", dims=("term",))
         eta = intercept + pm.math.dot(exposure, beta)
-        if design.X.shape[1]:
-            covariates = pm.Data("X", design.X, dims=("obs", "covariate"))
-            gamma = prior_lib.create(priors, "gamma", dims=("covariate",))
-            eta = eta + pm.math.dot(covariates, gamma)
-        add_likelihood(design.family, eta, design.y, priors)
+        add_likelihood(design.family, add_covariates(eta, design, priors), design.y, priors)
     return model
