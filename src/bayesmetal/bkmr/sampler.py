@@ -1,12 +1,14 @@
 """Fast BKMR sampler: collapsed Metropolis-within-Gibbs with joint inclusion/r moves.
 
-h is integrated out: y - X beta ~ N(0, sigma2 (I + lambda K_r)). Per iteration: beta and
-sigma2 from their conjugate full conditionals, pi from its Beta conditional, lambda by a
-log-scale random walk, and for each exposure a reversible-jump move that switches it in
-(proposing r_m from an independent log-normal) or out (r_m = 0), followed by a joint
-log-scale random walk on the included r's. Proposal scales adapt during warm-up only, so the
-kept draws come from a fixed, valid Markov chain. R bkmr proposes a flip jointly with a new
-r_m in the same spirit; without it indicators stop flipping.
+h is integrated out: y - X beta ~ N(0, sigma2 V), V = I + lambda K_r (+ lambda_ri Z Z'), and
+sigma2 is integrated out of every Metropolis ratio. Per iteration: beta from its Gaussian
+conditional; reversible-jump moves that switch exposures (or groups) in, proposing r_m from a
+log-normal learned in warm-up, or out (r_m = 0); three adaptive-Metropolis moves of
+(log lambda [, log lambda_ri], log r of the included exposures), whose covariance is learned in
+warm-up; then sigma2 and pi from their exact conditionals. Probit models first draw h and the
+latent y*. Adaptation stops after warm-up, so kept draws come from a fixed, valid chain. R's
+bkmr likewise proposes an inclusion flip together with a new r_m; without that, indicators stop
+flipping.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from bayesmetal.bkmr.kernel import exact_factor, kernel, knots_factor
 
 @dataclass(frozen=True)
 class BkmrData:
-    """What the sampler needs: outcome, covariates (with intercept), exposures, knots."""
+    """What the sampler needs: outcome, covariates (no intercept: h carries the level),
+    standardised exposures, knots and the selection/probit/random-intercept structure."""
 
     y: np.ndarray
     X: np.ndarray
@@ -54,6 +57,8 @@ class Chain:
 
 
 class _State:
+    """The current values of one chain and the factorisation of V that goes with them."""
+
     def __init__(self, data: BkmrData, rng: np.random.Generator, priors: dict[str, Any]) -> None:
         self.data = data
         n, m = data.z.shape
