@@ -93,16 +93,14 @@ def build_design(config: RunConfig, table: AnalysisTable) -> Design:
     """Choose outcome, exposures and covariates, then transform and code them."""
     model = config.model
     quantiles = getattr(model, "quantiles", 4)
-    group = model.group if isinstance(model, BwqsSpec) else None
-    if isinstance(model, BkmrSpec):
-        group = model.random_intercept
+    # a grouping column: BWQS's hierarchical b1, or BKMR's random intercept
+    group = getattr(model, "group", None) or getattr(model, "random_intercept", None)
     if config.table is not None:
         outcome, exposures, covariates = (
             config.table.outcome,
             config.table.exposures,
             config.table.covariates,
         )
-        group = group or None
     else:
         outcome = config.analysis.outcome
         exposures = config.analysis.exposures or table.exposure_names
