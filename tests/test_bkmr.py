@@ -313,3 +313,23 @@ def test_curves_report_concentrations_in_file_units():
     table = pd.DataFrame({"variable": ["x2"] * 4, "z": design.z[:4, 1]})
     mapped = summary.with_concentration(table, design)
     assert np.allclose(mapped["concentration"], design.concentrations[:4, 1])
+
+
+def test_constant_pips_are_not_flagged_but_stuck_chains_are():
+    from bayesmetal.arviz_api import from_chains
+    from bayesmetal.config import DiagnosticTargets
+    from bayesmetal.diagnostics import check
+
+    rng = np.random.default_rng(0)
+    delta = np.zeros((2, 200, 2), dtype=np.int8)
+    delta[1, :, 1] = 1  # exposure b: chain 0 always out, chain 1 always in
+    r = rng.gamma(2, 1, (2, 200, 2)) * delta
+    idata = from_chains(
+        {"delta": delta, "r": r, "sigma_sq": rng.gamma(5, 1, (2, 200))},
+        {"exposure": ["a", "b"]},
+        {"delta": ["exposure"], "r": ["exposure"]},
+    )
+    table = check(idata, ["delta", "r", "sigma_sq"], DiagnosticTargets(min_ess=10), "t")
+    table = table.set_index("parameter")
+    assert table.loc["delta[a]", "ok"] and table.loc["delta[a]", "note"]
+    assert not table.loc["delta[b]", "ok"] and not table.loc["r[b]", "ok"]

@@ -51,10 +51,38 @@ def convergence_table(idata: InferenceData, var_names: list[str]) -> pd.DataFram
     return table.rename_axis("parameter").reset_index()
 
 
+def constant_parameters(idata: InferenceData, var_names: list[str]) -> set[str]:
+    """Parameters (named as in `convergence_table`) whose value is the same in every draw of
+    every chain, e.g. a PIP of exactly 0 or 1: R-hat is undefined for them, yet nothing is
+    wrong. Chains stuck at different values are not constant and stay flagged."""
+    table = az.summary(idata, var_names=var_names, kind="diagnostics")
+    names = table.index[table["r_hat"].isna()].tolist()
+    constant = set()
+    for name in names:
+        var, _, inside = name.partition("[")
+        data = idata.posterior[var]
+        if inside:
+            labels = inside.rstrip("]").split(", ")
+            dims = [d for d in data.dims if d not in ("chain", "draw")]
+            data = data.sel({d: _coord(data, d, lab) for d, lab in zip(dims, labels, strict=True)})
+        values = data.to_numpy()
+        if np.all(values == values.flat[0]):
+            constant.add(name)
+    return constant
+
+
+def _coord(data, dim: str, label: str):
+    """The coordinate value of `dim` whose string form is `label`."""
+    for value in data.coords[dim].to_numpy():
+        if str(value) == label:
+            return value
+    raise KeyError(f"{label!r} not in {dim}")
+
+
 def divergences(idata: InferenceData) -> int:
     """Number of divergent transitions after warm-up, over all chains."""
-    stats = idata.sample_stats
-    return int(stats["diverging"].sum()) if "diverging" in stats else 0
+    stats = getattr(idata, "sample_stats", None)
+    return int(stats["diverging"].sum()) if stats is not None and "diverging" in stats else 0
 
 
 def rank_plot(idata: InferenceData, var_names: list[str]) -> Figure:

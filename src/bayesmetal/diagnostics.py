@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from bayesmetal.arviz_api import InferenceData, convergence_table, divergences
+from bayesmetal.arviz_api import (
+    InferenceData,
+    constant_parameters,
+    convergence_table,
+    divergences,
+)
 from bayesmetal.config import DiagnosticTargets
 
 
@@ -14,14 +19,15 @@ def check(
 ) -> pd.DataFrame:
     """One row per scalar parameter: R-hat, bulk/tail ESS, divergences and a pass flag."""
     table = convergence_table(idata, var_names)
+    constant = constant_parameters(idata, var_names)
     n_div = divergences(idata)
     table.insert(0, "fit", fit_label)
     table["divergences"] = n_div
     problems = []
     for _, row in table.iterrows():
         issues = []
-        if np.isnan(row["rhat"]) and np.isnan(row["ess_bulk"]):
-            problems.append("")  # no variation in any draw (e.g. a PIP of exactly 0 or 1)
+        if row["parameter"] in constant:
+            problems.append("")  # same value in every draw (e.g. a PIP of exactly 0 or 1)
             continue
         if not row["rhat"] <= targets.max_rhat:
             issues.append(f"R-hat {row['rhat']:.3f} > {targets.max_rhat}")
@@ -32,7 +38,7 @@ def check(
         problems.append("; ".join(issues))
     table["problems"] = problems
     table["ok"] = table["problems"] == ""
-    table["note"] = np.where(table["rhat"].isna(), "constant in every draw", "")
+    table["note"] = np.where(table["parameter"].isin(constant), "constant in every draw", "")
     return table
 
 
