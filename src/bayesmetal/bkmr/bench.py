@@ -7,10 +7,11 @@ import time
 
 import numpy as np
 
-from bayesmetal.bkmr.simulate import ACTIVE, sim_bkmr
+from bayesmetal.bkmr.simulate import ACTIVE, h_true, sim_bkmr
 from bayesmetal.config import BkmrSpec, DiagnosticTargets, SamplerSpec
 from bayesmetal.diagnostics import check
 from bayesmetal.models import bkmr
+from bayesmetal.summaries import bkmr as summary
 
 
 def bench_one(
@@ -32,6 +33,7 @@ def bench_one(
     pips = idata.posterior["delta"].mean(("chain", "draw")).to_numpy()
     active = np.isin(np.arange(len(pips)), ACTIVE)
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    coverage = h_band_coverage(idata, design, spec, seed)
     min_ess = float(measured["ess_bulk"].min())
     return {
         "n": n,
@@ -45,4 +47,22 @@ def bench_one(
         "peak_mb_per_chain": round(peak_mb),
         "pip_active_min": round(float(pips[active].min()), 2),
         "pip_null_max": round(float(pips[~active].max()), 2),
+        "h_in_band": round(coverage, 2),
     }
+
+
+def h_band_coverage(idata, design, spec: BkmrSpec, seed: int, ngrid: int = 20) -> float:
+    """Share of univariate grid points (others at their median) where the true h lies in
+    the 95% band."""
+    knots = bkmr.knots_for(design, spec, seed)
+    post = summary.h_posterior(idata, design, 100, seed, knots)
+    table = summary.pred_resp_univar(post, ngrid)
+    base = np.quantile(design.z, 0.5, axis=0)
+    inside = []
+    for j, name in enumerate(design.exposures):
+        part = table[table["variable"] == name]
+        points = np.tile(base, (len(part), 1))
+        points[:, j] = part["z"]
+        truth = h_true(points)
+        inside.append((part["lower"] <= truth) & (truth <= part["upper"]))
+    return float(np.mean(np.concatenate(inside)))
