@@ -135,7 +135,9 @@ def bivariate_levels(table: pd.DataFrame) -> Figure:
         for q, level in part.groupby("quantile2"):
             ax.plot(level["z1"], level["est"], label=f"{second} at q{q:g}")
         ax.set_title(f"{first} by {second}", fontsize=9)
+        ax.set_xlabel(f"{first} (standardised log)", fontsize=8)
         ax.legend(fontsize=6)
+    axes[0, 0].set_ylabel("h")
     for ax in axes.ravel()[len(pairs) :]:
         ax.set_visible(False)
     fig.tight_layout()
