@@ -68,7 +68,7 @@ def test_active_exposures_get_high_pips_and_null_ones_low(recovery_fit):
 
 def test_true_h_inside_the_bands(recovery_fit):
     design, truth, idata = recovery_fit
-    post = summary.h_posterior(idata, design, 100, seed=0)
+    post = summary.h_posterior(idata, design, 100)
     uni = summary.pred_resp_univar(post, ngrid=15)
     base = np.quantile(design.z, 0.5, axis=0)
     inside = []
@@ -83,7 +83,7 @@ def test_true_h_inside_the_bands(recovery_fit):
 
 def test_risk_summaries_logic(recovery_fit):
     design, _, idata = recovery_fit
-    post = summary.h_posterior(idata, design, 60, seed=0)
+    post = summary.h_posterior(idata, design, 60)
     overall = summary.overall_risk(post)
     assert overall.set_index("quantile").loc[0.5, "est"] == pytest.approx(0, abs=1e-4)  # jitter
     assert overall["est"].is_monotonic_increasing  # h rises with x1 and over x2's bulk
@@ -109,7 +109,7 @@ def test_knots_path_recovers_the_same_selection():
     idata = bkmr.sample_gibbs(design, spec, bkmr.default_priors(design), SAMPLER)
     pips = summary.pips(idata).set_index("variable")["pip"]
     assert pips["x1"] >= 0.9 and pips["x2"] >= 0.9 and (pips[["x3", "x4", "x5"]] <= 0.3).all()
-    post = summary.h_posterior(idata, design, 40, seed=0, knots=bkmr.knots_for(design, spec, 5))
+    post = summary.h_posterior(idata, design, 40, knots=bkmr.knots_for(design, spec, 5))
     assert summary.overall_risk(post)["est"].is_monotonic_increasing
 
 
@@ -126,7 +126,7 @@ def test_hierarchical_selection_finds_groups_and_members():
     assert table.loc["x1", "group_pip"] >= 0.9 and table.loc["x2", "group_pip"] >= 0.9
     assert table.loc["x5", "group_pip"] <= 0.3
     assert table.loc["x1", "cond_pip"] >= 0.8 and table.loc["x2", "cond_pip"] >= 0.8
-    post = summary.h_posterior(idata, design, 40, seed=0)
+    post = summary.h_posterior(idata, design, 40)
     risk = summary.group_risk(post, GROUPS).set_index("group")
     assert risk.loc["A", "lower"] > 0 and risk.loc["B", "lower"] > 0
     assert risk.loc["C", "lower"] <= 0 <= risk.loc["C", "upper"]
@@ -183,7 +183,7 @@ def test_probit_recovers_active_exposures_on_binary_data():
     pips = summary.pips(idata).set_index("variable")["pip"]
     assert pips["x1"] >= 0.9 and pips["x2"] >= 0.9
     assert (pips[["x3", "x4", "x5"]] <= 0.3).all()
-    post = summary.h_posterior(idata, binary, 40, seed=0)
+    post = summary.h_posterior(idata, binary, 40)
     assert post.probit and post.y.shape == (40, binary.n)
     overall = summary.overall_risk(post)
     assert {"prob_est", "prob_lower", "prob_upper"} <= set(overall.columns)
@@ -302,7 +302,7 @@ def test_random_intercept_with_knots():
     low, high = np.quantile(ri_var, [0.025, 0.975])
     assert low < np.var(effects, ddof=1) < high
     post = summary.h_posterior(
-        idata, clustered, 30, seed=0, knots=bkmr.knots_for(clustered, spec, SAMPLER.seed)
+        idata, clustered, 30, knots=bkmr.knots_for(clustered, spec, SAMPLER.seed)
     )
     assert post.onehot.shape == (400, 10)
     assert summary.overall_risk(post)["est"].is_monotonic_increasing

@@ -51,12 +51,10 @@ def convergence_table(idata: InferenceData, var_names: list[str]) -> pd.DataFram
     return table.rename_axis("parameter").reset_index()
 
 
-def constant_parameters(idata: InferenceData, var_names: list[str]) -> set[str]:
-    """Parameters (named as in `convergence_table`) whose value is the same in every draw of
-    every chain, e.g. a PIP of exactly 0 or 1: R-hat is undefined for them, yet nothing is
-    wrong. Chains stuck at different values are not constant and stay flagged."""
-    table = az.summary(idata, var_names=var_names, kind="diagnostics")
-    names = table.index[table["r_hat"].isna()].tolist()
+def constant_parameters(idata: InferenceData, names: list[str]) -> set[str]:
+    """Those of `names` (as named by `convergence_table`) whose value is the same in every
+    draw of every chain, e.g. a PIP of exactly 0 or 1: R-hat is undefined for them, yet
+    nothing is wrong. Chains stuck at different values are not constant and stay flagged."""
     constant = set()
     for name in names:
         var, _, inside = name.partition("[")

@@ -19,7 +19,7 @@ def check(
 ) -> pd.DataFrame:
     """One row per scalar parameter: R-hat, bulk/tail ESS, divergences and a pass flag."""
     table = convergence_table(idata, var_names)
-    constant = constant_parameters(idata, var_names)
+    constant = constant_parameters(idata, table.loc[table["rhat"].isna(), "parameter"].tolist())
     n_div = divergences(idata)
     table.insert(0, "fit", fit_label)
     table["divergences"] = n_div

@@ -254,7 +254,7 @@ def bkmr_summaries(plan_: Plan, idata: InferenceData, results: Results) -> None:
     spec, design, config = plan_.config.model, plan_.design, plan_.config
     prob, seed = config.summaries.ci_prob, config.sampler.seed
     knots = bkmr.knots_for(design, spec, seed)
-    post = bkmr_summary.h_posterior(idata, design, spec.draws_for_h, seed, knots)
+    post = bkmr_summary.h_posterior(idata, design, spec.draws_for_h, knots)
     tables = results.tables
     if spec.selection != "none":
         tables["pips"] = bkmr_summary.pips(idata, spec.groups)

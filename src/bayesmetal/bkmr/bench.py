@@ -55,7 +55,7 @@ def h_band_coverage(idata, design, spec: BkmrSpec, seed: int, ngrid: int = 20) -
     """Share of univariate grid points (others at their median) where the true h lies in
     the 95% band."""
     knots = bkmr.knots_for(design, spec, seed)
-    post = summary.h_posterior(idata, design, 100, seed, knots)
+    post = summary.h_posterior(idata, design, 100, knots)
     table = summary.pred_resp_univar(post, ngrid)
     base = np.quantile(design.z, 0.5, axis=0)
     inside = []

@@ -26,6 +26,12 @@ class Factor:
     logdet: float
 
 
+def _cholesky(matrix: np.ndarray):
+    """Lower Cholesky factor (scipy's cho_factor form) and log-determinant of the matrix."""
+    chol = linalg.cho_factor(matrix, lower=True, check_finite=False)
+    return chol, float(2.0 * np.log(np.diag(chol[0])).sum())
+
+
 def exact_factor(
     z: np.ndarray,
     r: np.ndarray,
@@ -38,9 +44,8 @@ def exact_factor(
     if same_group is not None:
         v += lam_ri * same_group
     v[np.diag_indices_from(v)] += 1.0
-    chol = linalg.cho_factor(v, lower=True, check_finite=False)
-    logdet = 2.0 * np.log(np.diag(chol[0])).sum()
-    return Factor(lambda x: linalg.cho_solve(chol, x, check_finite=False), float(logdet))
+    chol, logdet = _cholesky(v)
+    return Factor(lambda x: linalg.cho_solve(chol, x, check_finite=False), logdet)
 
 
 def low_rank_basis(z: np.ndarray, knots: np.ndarray, r: np.ndarray) -> np.ndarray:
@@ -66,13 +71,12 @@ def knots_factor(
         w = np.hstack([w, np.sqrt(lam_ri) * group_onehot])
     inner = w.T @ w
     inner[np.diag_indices_from(inner)] += 1.0
-    chol = linalg.cho_factor(inner, lower=True, check_finite=False)
-    logdet = 2.0 * np.log(np.diag(chol[0])).sum()
+    chol, logdet = _cholesky(inner)
 
     def solve(x: np.ndarray) -> np.ndarray:
         return x - w @ linalg.cho_solve(chol, w.T @ x, check_finite=False)
 
-    return Factor(solve, float(logdet))
+    return Factor(solve, logdet)
 
 
 def collapsed_loglik(resid: np.ndarray, factor: Factor, sigma_sq: float) -> float:

@@ -45,12 +45,11 @@ class HPosterior:
 
 
 def h_posterior(
-    idata: InferenceData, design: Design, n_draws: int, seed: int, knots: np.ndarray | None = None
+    idata: InferenceData, design: Design, n_draws: int, knots: np.ndarray | None = None
 ) -> HPosterior:
-    """Pick `n_draws` posterior draws evenly (R's `sel`), seeded when thinning is uneven."""
+    """Pick `n_draws` posterior draws evenly spaced over chains and draws (R's `sel`)."""
     total = idata.posterior.sizes["chain"] * idata.posterior.sizes["draw"]
     take = np.linspace(0, total - 1, min(n_draws, total)).astype(int)
-    del seed  # even spacing: deterministic
     probit = "ystar" in idata.posterior
     return HPosterior(
         y=flat_draws(idata, "ystar")[take].astype(float) if probit else design.y,
