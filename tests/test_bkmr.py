@@ -124,7 +124,9 @@ def test_hierarchical_selection_finds_groups_and_members():
     assert (delta[:, [0, 2]].sum(1) <= 1).all() and (delta[:, [1, 3]].sum(1) <= 1).all()
     table = summary.pips(idata, GROUPS).set_index("variable")
     assert table.loc["x1", "group_pip"] >= 0.9 and table.loc["x2", "group_pip"] >= 0.9
-    assert table.loc["x5", "group_pip"] <= 0.3
+    # x5 is null and alone in C: its Bayes factor is at most about 1 (a small r barely changes
+    # the fit), so its group PIP stays near the prior odds given A and B in (E[pi] = 0.6)
+    assert table.loc["x5", "group_pip"] <= 0.6
     assert table.loc["x1", "cond_pip"] >= 0.8 and table.loc["x2", "cond_pip"] >= 0.8
     post = summary.h_posterior(idata, design, 40)
     risk = summary.group_risk(post, GROUPS).set_index("group")

@@ -43,6 +43,24 @@ def logp_function(spec: dict[str, Any], key: str) -> Callable[[float], float]:
     return lambda value: float(fn(value))
 
 
+def quantile_function(spec: dict[str, Any], key: str) -> Callable[[float], float]:
+    """The prior's quantile function (PyMC's icdf), or empirical quantiles of 4,000 prior
+    draws for distributions without one; used for starting values and proposal centres."""
+    prior = dist(spec, key)
+    u = pt.dscalar("u")
+    try:
+        fn = pytensor.function([u], pm.icdf(prior, u))
+        fn(0.5)
+    except NotImplementedError:
+        sample = np.sort(np.asarray(pm.draw(prior, draws=4000, random_seed=0), dtype=float))
+        return lambda q: float(np.quantile(sample, q))
+    return lambda q: float(fn(q))
+
+
+CONJUGATE_PARAMETERS = {"Normal": {"mu", "sigma"}, "InverseGamma": {"alpha", "beta"},
+                        "Beta": {"alpha", "beta"}}
+
+
 def check_conjugate(priors: dict[str, dict[str, Any]], probit: bool = False) -> None:
     """The fast sampler updates beta, sigma_sq and pi exactly; it needs their conjugate forms."""
     for key, family in CONJUGATE.items():
@@ -52,6 +70,13 @@ def check_conjugate(priors: dict[str, dict[str, Any]], probit: bool = False) -> 
             raise ConfigError(
                 f"priors.{key}: the BKMR Gibbs sampler needs a {family} prior here "
                 f"(got {priors[key]['distribution']}); use model.sampler: pymc for others"
+            )
+        given = set(priors[key]) - {"distribution"}
+        needed = CONJUGATE_PARAMETERS[family]
+        if given != needed:
+            raise ConfigError(
+                f"priors.{key}: the BKMR Gibbs sampler reads {family} parameters "
+                f"{sorted(needed)}; got {sorted(given)}"
             )
 
 

@@ -1,34 +1,54 @@
-"""Fast BKMR sampler: collapsed Metropolis-within-Gibbs with joint inclusion/r moves.
+"""Fast BKMR sampler: collapsed Metropolis-within-Gibbs with reversible-jump selection moves.
 
 h is integrated out: y - X beta ~ N(0, sigma2 V), V = I + lambda K_r (+ lambda_ri Z Z'), and
-sigma2 is integrated out of every Metropolis ratio. Per iteration: beta from its Gaussian
-conditional; reversible-jump moves that switch exposures (or groups) in, proposing r_m from a
-log-normal learned in warm-up, or out (r_m = 0); three adaptive-Metropolis moves of
-(log lambda [, log lambda_ri], log r of the included exposures), whose covariance is learned in
-warm-up; then sigma2 and pi from their exact conditionals. Probit models first draw h and the
-latent y*. Adaptation stops after warm-up, so kept draws come from a fixed, valid chain. R's
-bkmr likewise proposes an inclusion flip together with a new r_m; without that, indicators stop
-flipping.
+sigma2 is integrated out of every Metropolis ratio (a partially collapsed Gibbs sampler: sigma2
+is drawn from its full conditional right after the moves that ignore it, before anything
+conditions on it again). Per iteration: [probit: h by Matheron's rule, then the latent y*];
+beta from its Gaussian conditional; reversible-jump moves that switch exposures (or groups) in,
+drawing r_m from a birth proposal, or out (r_m = 0); three adaptive-Metropolis moves of
+(log lambda [, log lambda_ri], log r of the included exposures); sigma2 and pi from their
+exact conditionals. Adaptation stops after warm-up, so kept draws come from a fixed, valid
+chain. As in R's bkmr (`rdelta.comp.update`, `rdelta.group.update`) an inclusion flip carries
+a new r_m; each ratio's terms are listed where the move is proposed.
+
+Numerics never end a chain: a proposal whose matrix cannot be factorised, or whose log-scale
+parameters leave [-LOG_BOUND, LOG_BOUND], is a rejected proposal, counted in the chain's
+statistics. The bound truncates the priors of lambda, lambda_ri and r to [e^-15, e^15]; the
+default priors put less than 1e-7 of their mass outside.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from scipy.special import logsumexp
 
 from bayesmetal.bkmr import priors as bkmr_priors
-from bayesmetal.bkmr.kernel import exact_factor, kernel, knots_factor
+from bayesmetal.bkmr.kernel import Factor, exact_factor, kernel, knots_factor, robust_cholesky
+
+LOG_BOUND = 15.0  # |log lambda|, |log lambda_ri|, |log r_m| beyond this: rejected
+BLOCK_MOVES = 3  # lambda/r block moves per iteration: their ESS is what limits the run
+SCALE_RANGE = (0.05, 10.0)  # the adapted block step (x 2.38 / sqrt(dim)) stays in here
+WIDE_WEIGHT = 0.2  # share of the birth proposal that is wide and centred on the prior
+WIDE_SD = 2.0  # sd (log scale) of that wide component
+
+# per-draw record of the selection move that touched an exposure (sample_stats "flip")
+NO_MOVE, IN_REJECTED, IN_ACCEPTED, OUT_REJECTED, OUT_ACCEPTED = range(5)
 
 
 @dataclass(frozen=True)
 class BkmrData:
     """What the sampler needs: outcome, covariates (no intercept: h carries the level),
-    standardised exposures, knots and the selection/probit/random-intercept structure."""
+    standardised exposures, knots and the selection/probit/random-intercept structure.
+
+    `likelihood_weight` 0 switches the likelihood off, so a correct sampler returns the
+    prior: the prior-recovery check of the moves."""
 
     y: np.ndarray
     X: np.ndarray
@@ -38,6 +58,7 @@ class BkmrData:
     probit: bool = False  # binary y: latent y* ~ N(h + X beta, 1), y = 1 if y* > 0
     groups: np.ndarray | None = None  # hierarchical selection: group index of each exposure
     random_intercept: np.ndarray | None = None  # group index of each person (random intercept)
+    likelihood_weight: float = 1.0
 
     @property
     def onehot(self) -> np.ndarray | None:
@@ -49,17 +70,72 @@ class BkmrData:
 
 @dataclass
 class Chain:
-    """Draws of one chain and its acceptance statistics."""
+    """Draws of one chain, its per-draw statistics and summary statistics."""
 
     draws: dict[str, np.ndarray]
     stats: dict[str, float] = field(default_factory=dict)
     resume: dict[str, Any] = field(default_factory=dict)  # final state + frozen proposals
+    sample_stats: dict[str, np.ndarray] = field(default_factory=dict)  # per draw
+
+
+@dataclass(frozen=True)
+class PriorFunctions:
+    """Compiled log-densities and quantile functions of the priors the moves need."""
+
+    logp_r: Callable[[float], float]
+    logp_lambda: Callable[[float], float]
+    logp_lambda_ri: Callable[[float], float] | None
+    quantile_r: Callable[[float], float]
+    quantile_lambda: Callable[[float], float]
+
+    @classmethod
+    def compile(cls, priors: dict[str, Any], random_intercept: bool) -> PriorFunctions:
+        return cls(
+            logp_r=bkmr_priors.logp_function(priors["r"], "r"),
+            logp_lambda=bkmr_priors.logp_function(priors["lambda"], "lambda"),
+            logp_lambda_ri=(
+                bkmr_priors.logp_function(priors["lambda_ri"], "lambda_ri")
+                if random_intercept
+                else None
+            ),
+            quantile_r=bkmr_priors.quantile_function(priors["r"], "r"),
+            quantile_lambda=bkmr_priors.quantile_function(priors["lambda"], "lambda"),
+        )
+
+
+def starting_selection(
+    m: int, groups: np.ndarray | None, chain: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Dispersed starts: chain c includes exposure (or group) j when c + j is even, so with
+    two or more chains every indicator starts in both states; a group starts with a random
+    member."""
+    if groups is None:
+        return ((np.arange(m) + chain) % 2 == 0).astype(int)
+    delta = np.zeros(m, dtype=int)
+    for g in np.unique(groups):
+        if (g + chain) % 2 == 0:
+            delta[rng.choice(np.flatnonzero(groups == g))] = 1
+    return delta
+
+
+def _prior_quantile(u: float, quantile: Callable[[float], float]) -> float:
+    """A starting value from the prior's central 80%, inside the sampler's bounds."""
+    value = quantile(0.1 + 0.8 * u)
+    return float(np.exp(np.clip(np.log(value), -LOG_BOUND + 1, LOG_BOUND - 1)))
 
 
 class _State:
     """The current values of one chain and the factorisation of V that goes with them."""
 
-    def __init__(self, data: BkmrData, rng: np.random.Generator, priors: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        data: BkmrData,
+        rng: np.random.Generator,
+        priors: dict[str, Any],
+        functions: PriorFunctions,
+        chain: int,
+        chains: int,
+    ) -> None:
         self.data = data
         n, m = data.z.shape
         self.m = m
@@ -71,13 +147,12 @@ class _State:
             else np.zeros(0)
         )
         self.sigma_sq = 1.0 if data.probit else float(np.var(self.y - data.X @ self.beta))
-        self.lam = 1.0
-        self.delta = np.ones(m, dtype=int)
-        if data.groups is not None:  # one exposure per group to start with
-            self.delta = np.zeros(m, dtype=int)
-            for g in np.unique(data.groups):
-                self.delta[np.flatnonzero(data.groups == g)[0]] = 1
-        self.rho = np.full(m, 0.1) * np.exp(rng.normal(0, 0.3, m))
+        # dispersed starts: lambda at spread prior quantiles, r_m at random prior quantiles
+        self.lam = _prior_quantile((chain + 0.5) / chains, functions.quantile_lambda)
+        self.rho = np.array([_prior_quantile(rng.random(), functions.quantile_r) for _ in range(m)])
+        self.delta = (
+            starting_selection(m, data.groups, chain, rng) if data.selection else np.ones(m, int)
+        )
         self.pi = 0.5
         self.sigma_prior = None if data.probit else bkmr_priors.params(priors["sigma_sq"])
         self.onehot = data.onehot
@@ -118,25 +193,34 @@ class _State:
         """The Gaussian response: y itself, or the latent y* of the probit model."""
         return self.ystar if self.ystar is not None else self.data.y
 
-    def make_factor(self, r: np.ndarray, lam: float, lam_ri: float | None = None):
+    def make_factor(self, r: np.ndarray, lam: float, lam_ri: float | None = None) -> Factor:
         lam_ri = self.lam_ri if lam_ri is None else lam_ri
         if self.data.knots is None:
             return exact_factor(self.data.z, r, lam, self.same_group, lam_ri)
         return knots_factor(self.data.z, self.data.knots, r, lam, self.onehot, lam_ri)
 
-    def loglik(self, factor) -> float:
+    def try_factor(self, r: np.ndarray, lam: float, lam_ri: float | None = None) -> Factor | None:
+        """The factor of a proposal, or None when V is numerically not positive definite
+        (the proposal is then rejected)."""
+        try:
+            return self.make_factor(r, lam, lam_ri)
+        except np.linalg.LinAlgError:
+            return None
+
+    def loglik(self, factor: Factor) -> float:
         """log p(y | beta, lambda, r) with sigma2 integrated out against its
-        InverseGamma(a, b) prior: -log|V|/2 - (a + n/2) log(b + e'V^-1 e / 2) + const.
-        Moves on lambda, r and delta then ignore sigma2, which is drawn exactly after them."""
+        InverseGamma(a, b) prior: -w log|V|/2 - (a + w n/2) log(b + w e'V^-1 e / 2) + const,
+        w the likelihood weight (1, or 0 to sample the prior). Moves on lambda, r and delta
+        then ignore sigma2, which is drawn exactly after them."""
+        w = self.data.likelihood_weight
+        if w == 0:
+            return 0.0
         resid = self.y - self.data.X @ self.beta
         quad = float(resid @ factor.solve(resid))
         if self.data.probit:  # sigma2 = 1 is fixed
-            return -0.5 * factor.logdet - 0.5 * quad
-        shape = self.sigma_prior["alpha"] + len(resid) / 2
-        return -0.5 * factor.logdet - shape * np.log(self.sigma_prior["beta"] + quad / 2)
-
-
-BLOCK_MOVES = 3  # lambda/r block moves per iteration: their ESS is what limits the run
+            return -0.5 * w * (factor.logdet + quad)
+        shape = self.sigma_prior["alpha"] + w * len(resid) / 2
+        return -0.5 * w * factor.logdet - shape * np.log(self.sigma_prior["beta"] + w * quad / 2)
 
 
 def FLIPS_PER_ITERATION(m: int) -> int:  # noqa: N802 (a tuning constant of the sampler)
@@ -146,7 +230,8 @@ def FLIPS_PER_ITERATION(m: int) -> int:  # noqa: N802 (a tuning constant of the 
 
 
 def _adapt(scale: float, rate: float, target: float, step: int) -> float:
-    return float(scale * np.exp((rate - target) / np.sqrt(step + 1)))
+    """Robbins-Monro step towards the target acceptance rate, kept inside SCALE_RANGE."""
+    return float(np.clip(scale * np.exp((rate - target) / np.sqrt(step + 1)), *SCALE_RANGE))
 
 
 class _BlockProposal:
@@ -179,78 +264,134 @@ class _BlockProposal:
         return self.cache[key]
 
 
-def _draw_beta(state: _State, data: BkmrData, prior: dict[str, float], rng) -> np.ndarray:
-    """beta | rest ~ Normal: precision X'V^-1X / sigma2 + I / s0^2."""
-    p = data.X.shape[1]
-    vinv_x = state.factor.solve(data.X)
-    precision = data.X.T @ vinv_x / state.sigma_sq + np.eye(p) / prior["sigma"] ** 2
-    rhs = vinv_x.T @ state.y / state.sigma_sq + prior["mu"] / prior["sigma"] ** 2
-    chol = np.linalg.cholesky(precision)
-    mean = np.linalg.solve(precision, rhs)
-    return mean + np.linalg.solve(chol.T, rng.standard_normal(p))
+class BirthProposal:
+    """Density from which r_m is drawn when exposure m switches in: a mixture of a
+    log-normal fitted to m's included warm-up draws (weight 1 - WIDE_WEIGHT) and a wide
+    log-normal at the prior's median, which keeps births possible wherever the prior is.
+
+    The density is normalised: in a birth/death ratio it stands on one side only, so a
+    missing constant would bias every inclusion probability (it once did: -log(2 pi)/2).
+    """
+
+    def __init__(self, m: int, prior_median: float) -> None:
+        self.centre = float(np.log(prior_median))
+        self.mu = np.full(m, self.centre)
+        self.sd = np.full(m, WIDE_SD)
+
+    def draw(self, j: int, rng: np.random.Generator) -> float:
+        wide = rng.random() < WIDE_WEIGHT
+        mu, sd = (self.centre, WIDE_SD) if wide else (self.mu[j], self.sd[j])
+        return float(np.exp(rng.normal(mu, sd)))
+
+    def logpdf(self, j: int, r: float) -> float:
+        """log q_j(r): the mixture's density of r (per unit of r, hence the -log r)."""
+        log_r = np.log(r)
+        parts = [
+            np.log(WIDE_WEIGHT) + _log_normal_pdf(log_r, self.centre, WIDE_SD),
+            np.log1p(-WIDE_WEIGHT) + _log_normal_pdf(log_r, self.mu[j], self.sd[j]),
+        ]
+        return float(logsumexp(parts) - log_r)
+
+    def learn(self, j: int, log_r_draws: np.ndarray) -> None:
+        self.mu[j], self.sd[j] = log_r_draws.mean(), max(log_r_draws.std() * 1.5, 0.3)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"centre": self.centre, "mu": self.mu.tolist(), "sd": self.sd.tolist()}
+
+    def restore(self, saved: dict[str, Any]) -> None:
+        self.centre = saved["centre"]
+        self.mu, self.sd = np.array(saved["mu"]), np.array(saved["sd"])
 
 
-def _log_q(log_r: float, mu: float, sd: float) -> float:
-    """Log-density of r under the log-normal birth proposal."""
-    return -0.5 * ((log_r - mu) / sd) ** 2 - np.log(sd) - log_r
+def _log_normal_pdf(x: float, mu: float, sd: float) -> float:
+    """log N(x | mu, sd), with its constant."""
+    return -0.5 * ((x - mu) / sd) ** 2 - np.log(sd) - 0.5 * np.log(2 * np.pi)
 
 
-def _component_moves(state: _State, rng, m: int, q_mu, q_sd, logp_r):
+@dataclass
+class SelectionMove:
+    """A proposed change of the included set and the terms of its log acceptance ratio
+    other than the likelihood: prior, proposal density and move-choice probabilities."""
+
+    delta: np.ndarray
+    rho: np.ndarray
+    log_terms: float
+    entering: tuple[int, ...] = ()
+    leaving: tuple[int, ...] = ()
+
+
+def _component_moves(
+    state: _State, rng: np.random.Generator, birth: BirthProposal, logp_r
+) -> Iterator[SelectionMove]:
     """Component-wise: for a random third of the exposures, propose switching in or out.
 
-    Yields (delta, rho, log prior-and-proposal ratio) for each proposal.
+    Birth (m out -> in, r_m ~ q_m): log ratio = log-likelihood ratio + log(pi / (1 - pi))
+    + log p(r_m) - log q_m(r_m). Death is its reverse. Which exposures are proposed does not
+    depend on the state and an exposure's move type is fixed by its state, so the
+    probabilities of choosing the forward and the reverse move are equal and cancel (in R's
+    rdelta.comp.update they do not always, hence its move.prob terms).
     """
-    for j in rng.permutation(m)[: FLIPS_PER_ITERATION(m)]:
+    odds = np.log(state.pi) - np.log1p(-state.pi)
+    for j in rng.permutation(state.m)[: FLIPS_PER_ITERATION(state.m)]:
         delta, rho = state.delta.copy(), state.rho.copy()
-        odds = np.log(state.pi) - np.log1p(-state.pi)
         if state.delta[j] == 0:
-            delta[j] = 1
-            rho[j] = np.exp(rng.normal(q_mu[j], q_sd[j]))
-            yield delta, rho, odds + logp_r(rho[j]) - _log_q(np.log(rho[j]), q_mu[j], q_sd[j])
+            delta[j], rho[j] = 1, birth.draw(j, rng)
+            terms = odds + logp_r(rho[j]) - birth.logpdf(j, rho[j])
+            yield SelectionMove(delta, rho, terms, entering=(j,))
         else:
             delta[j] = 0
-            yield delta, rho, -odds - logp_r(rho[j]) + _log_q(np.log(rho[j]), q_mu[j], q_sd[j])
+            terms = -odds - logp_r(rho[j]) + birth.logpdf(j, rho[j])
+            yield SelectionMove(delta, rho, terms, leaving=(j,))
 
 
-def _group_moves(state: _State, rng, groups: np.ndarray, q_mu, q_sd, logp_r):
-    """Hierarchical: per group, switch it in (a random member) or out, or swap its member.
+def _out_move_probability(size: int) -> float:
+    """P(an included group of `size` members is proposed out): it is swapped or switched
+    out with probability 1/2 each when it has other members, switched out otherwise."""
+    return 0.5 if size > 1 else 1.0
 
-    Within an included group exactly one exposure is in (uniform prior over members), so a
-    group's prior odds are pi / (1 - pi) and the 1/|group| terms of prior and proposal cancel.
+
+def _group_moves(
+    state: _State, rng: np.random.Generator, groups: np.ndarray, birth: BirthProposal, logp_r
+) -> Iterator[SelectionMove]:
+    """Hierarchical: per group, switch it in (with a random member), or out, or swap the
+    included member for another.
+
+    Prior: a group is in with probability pi and then exactly one member, uniformly chosen,
+    is in. Group in (member j of G chosen with probability 1/|G|, r_j ~ q_j): log ratio =
+    log-likelihood ratio + log(pi / (1 - pi)) + log(1/|G|) + log p(r_j) - log(1/|G|)
+    - log q_j(r_j) + log P(out move from the new state) - log P(in move) [= 0]; the
+    1/|G| of prior and proposal cancel, the move-choice probability does not (R:
+    rdelta.group.update's move.prob terms). Group out is the reverse. Swap j -> k
+    (r_k ~ q_k): log p(r_k) - log q_k(r_k) - log p(r_j) + log q_j(r_j); choosing a swap
+    and the new member has the same probability both ways.
     """
     odds = np.log(state.pi) - np.log1p(-state.pi)
     for g in rng.permutation(np.unique(groups)):
         members = np.flatnonzero(groups == g)
+        out_prob = np.log(_out_move_probability(members.size))
         current = members[state.delta[members] == 1]
         delta, rho = state.delta.copy(), state.rho.copy()
-        if current.size == 0:  # group in, with a random member
+        if current.size == 0:
             j = int(rng.choice(members))
-            delta[j] = 1
-            rho[j] = np.exp(rng.normal(q_mu[j], q_sd[j]))
-            yield delta, rho, odds + logp_r(rho[j]) - _log_q(np.log(rho[j]), q_mu[j], q_sd[j])
-        elif members.size > 1 and rng.random() < 0.5:  # swap the member
-            old = int(current[0])
+            delta[j], rho[j] = 1, birth.draw(j, rng)
+            terms = odds + logp_r(rho[j]) - birth.logpdf(j, rho[j]) + out_prob
+            yield SelectionMove(delta, rho, terms, entering=(j,))
+            continue
+        old = int(current[0])
+        if members.size > 1 and rng.random() < 0.5:
             j = int(rng.choice(members[members != old]))
-            delta[old], delta[j] = 0, 1
-            rho[j] = np.exp(rng.normal(q_mu[j], q_sd[j]))
-            yield (
-                delta,
-                rho,
-                (
-                    logp_r(rho[j])
-                    - _log_q(np.log(rho[j]), q_mu[j], q_sd[j])
-                    - logp_r(rho[old])
-                    + _log_q(np.log(rho[old]), q_mu[old], q_sd[old])
-                ),
+            delta[old], delta[j], rho[j] = 0, 1, birth.draw(j, rng)
+            terms = (
+                logp_r(rho[j])
+                - birth.logpdf(j, rho[j])
+                - logp_r(rho[old])
+                + birth.logpdf(old, rho[old])
             )
-        else:  # group out
-            old = int(current[0])
+            yield SelectionMove(delta, rho, terms, entering=(j,), leaving=(old,))
+        else:
             delta[old] = 0
-            yield (
-                delta,
-                rho,
-                (-odds - logp_r(rho[old]) + _log_q(np.log(rho[old]), q_mu[old], q_sd[old])),
-            )
+            terms = -odds - logp_r(rho[old]) + birth.logpdf(old, rho[old]) - out_prob
+            yield SelectionMove(delta, rho, terms, leaving=(old,))
 
 
 def _draw_latent(state: _State, data: BkmrData, rng: np.random.Generator) -> None:
@@ -260,13 +401,12 @@ def _draw_latent(state: _State, data: BkmrData, rng: np.random.Generator) -> Non
     n = len(data.y)
     lam = state.lam
     if data.knots is None:
-        k = kernel(data.z, data.z, state.r)
-        k[np.diag_indices_from(k)] += 1e-8
-        h0 = np.sqrt(lam) * np.linalg.cholesky(k) @ rng.standard_normal(n)
+        h0 = np.sqrt(lam) * robust_cholesky(kernel(data.z, data.z, state.r)) @ rng.standard_normal(
+            n
+        )
     else:
-        k_kk = kernel(data.knots, data.knots, state.r)
-        k_kk[np.diag_indices_from(k_kk)] += 1e-6
-        u = np.linalg.solve(np.linalg.cholesky(k_kk), kernel(data.knots, data.z, state.r)).T
+        l_kk = robust_cholesky(kernel(data.knots, data.knots, state.r))
+        u = np.linalg.solve(l_kk, kernel(data.knots, data.z, state.r)).T
         h0 = np.sqrt(lam) * u @ rng.standard_normal(u.shape[1])
     if state.onehot is not None:  # f = h + u: add a prior draw of the random intercepts
         h0 = h0 + np.sqrt(state.lam_ri) * state.onehot @ rng.standard_normal(state.onehot.shape[1])
@@ -279,6 +419,26 @@ def _draw_latent(state: _State, data: BkmrData, rng: np.random.Generator) -> Non
     state.ystar = centre + truncnorm.rvs(lower, upper, random_state=rng)
 
 
+def _draw_beta(state: _State, data: BkmrData, prior: dict[str, float], rng) -> np.ndarray:
+    """beta | rest ~ Normal: precision w X'V^-1X / sigma2 + I / s0^2 (w: likelihood weight)."""
+    p = data.X.shape[1]
+    w = data.likelihood_weight
+    vinv_x = state.factor.solve(data.X)
+    precision = w * data.X.T @ vinv_x / state.sigma_sq + np.eye(p) / prior["sigma"] ** 2
+    rhs = w * vinv_x.T @ state.y / state.sigma_sq + prior["mu"] / prior["sigma"] ** 2
+    chol = np.linalg.cholesky(precision)
+    mean = np.linalg.solve(precision, rhs)
+    return mean + np.linalg.solve(chol.T, rng.standard_normal(p))
+
+
+def _draw_sigma_sq(state: _State, data: BkmrData, prior: dict[str, float], rng) -> float:
+    """sigma2 | rest ~ InverseGamma(a + w n/2, b + w e'V^-1 e / 2)."""
+    w = data.likelihood_weight
+    resid = data.y - data.X @ state.beta
+    quad = float(resid @ state.factor.solve(resid))
+    return (prior["beta"] + w * quad / 2) / rng.gamma(prior["alpha"] + w * len(resid) / 2)
+
+
 def run_chain(
     data: BkmrData,
     priors: dict[str, Any],
@@ -287,37 +447,37 @@ def run_chain(
     seed: int,
     chain: int,
     resume: dict[str, Any] | None = None,
+    chains: int = 1,
 ) -> Chain:
     """One chain: `tune` adapting iterations, then `draws` kept ones. With `resume` (a
     previous chain's `Chain.resume`) it continues that chain: same state, same frozen
-    proposals, no warm-up."""
+    proposals, no warm-up. `chains` (the run's number of chains) spreads starting values."""
     rng = np.random.default_rng([seed, chain] if resume is None else [seed, chain, resume["step"]])
-    state = _State(data, rng, priors)
-    logp_r = bkmr_priors.logp_function(priors["r"], "r")
-    logp_lam = bkmr_priors.logp_function(priors["lambda"], "lambda")
+    has_ri = data.random_intercept is not None
+    functions = PriorFunctions.compile(priors, has_ri)
+    state = _State(data, rng, priors, functions, chain, max(chains, chain + 1))
     b_prior = bkmr_priors.params(priors["beta"])
     s_prior = None if data.probit else bkmr_priors.params(priors["sigma_sq"])
     p_prior = bkmr_priors.params(priors["pi"])
     n, p = data.X.shape
     m = state.m
     block_scale = 2.38
-    q_mu, q_sd = np.full(m, np.log(0.1)), np.full(m, 1.5)  # birth proposals for log r_m
+    birth = BirthProposal(m, functions.quantile_r(0.5))
     history: list[np.ndarray] = []  # warm-up [log lambda, log r_1..M] (NaN where excluded)
-    has_ri = data.random_intercept is not None
     n_lead = 2 if has_ri else 1  # block columns before the r's: log lambda [, log lambda_ri]
-    logp_ri = bkmr_priors.logp_function(priors["lambda_ri"], "lambda_ri") if has_ri else None
     proposal = _BlockProposal(m, n_lead)
 
     def log_prior(lam: float, lam_ri: float, rho: np.ndarray, active, at: np.ndarray) -> float:
         """Block prior on the log scale (the sum of `at` is the log-Jacobian)."""
-        total = logp_lam(lam) + sum(logp_r(rho[j]) for j in active) + at.sum()
-        return total + (logp_ri(lam_ri) if has_ri else 0.0)
+        total = functions.logp_lambda(lam) + sum(functions.logp_r(rho[j]) for j in active)
+        total += at.sum()
+        return total + (functions.logp_lambda_ri(lam_ri) if has_ri else 0.0)
 
     if resume is not None:
         tune = 0
         state.restore(resume["state"])
         block_scale = resume["block_scale"]
-        q_mu, q_sd = np.array(resume["q_mu"]), np.array(resume["q_sd"])
+        birth.restore(resume["birth"])
         if resume["history"]:
             proposal.learn(np.array(resume["history"], dtype=float))
     out = {
@@ -328,34 +488,48 @@ def run_chain(
         "delta": np.empty((draws, m), dtype=np.int8),
         "pi": np.empty(draws),
     }
+    flips = np.zeros((draws, m), dtype=np.int8)
     acc = {"block": [0, 0], "flip": [0, 0]}
-    loglik = state.loglik(state.factor)
+    rejected = {"factorisation_failures": 0, "out_of_bounds": 0}
     if data.probit:
         out["ystar"] = np.empty((draws, n), dtype=np.float32)
-    if data.random_intercept is not None:
+    if has_ri:
         out["lambda_ri"] = np.empty(draws)
     for it in range(tune + draws):
         warm = it < tune
-        if data.probit:
+        if data.probit and data.likelihood_weight:
             _draw_latent(state, data, rng)
         if p:
             state.beta = _draw_beta(state, data, b_prior, rng)
         loglik = state.loglik(state.factor)
-        # inclusion: reversible-jump moves, r drawn from a log-normal when an exposure enters
         if data.selection:
             moves = (
-                _component_moves(state, rng, m, q_mu, q_sd, logp_r)
+                _component_moves(state, rng, birth, functions.logp_r)
                 if data.groups is None
-                else _group_moves(state, rng, data.groups, q_mu, q_sd, logp_r)
+                else _group_moves(state, rng, data.groups, birth, functions.logp_r)
             )
-            for delta, rho, prior_term in moves:
-                new_factor = state.make_factor(delta * rho, state.lam)
-                new_ll = state.loglik(new_factor)
-                accepted = np.log(rng.random()) < new_ll - loglik + prior_term
-                if accepted:
-                    state.delta, state.rho, state.factor, loglik = delta, rho, new_factor, new_ll
+            for move in moves:
+                accepted = False
+                outside = any(abs(np.log(move.rho[j])) > LOG_BOUND for j in move.entering)
+                if outside or not np.isfinite(move.log_terms):  # prior support: no algebra
+                    rejected["out_of_bounds"] += outside
+                else:
+                    new_factor = state.try_factor(move.delta * move.rho, state.lam)
+                    if new_factor is None:
+                        rejected["factorisation_failures"] += 1
+                    else:
+                        new_ll = state.loglik(new_factor)
+                        accepted = np.log(rng.random()) < new_ll - loglik + move.log_terms
+                        if accepted:
+                            state.delta, state.rho = move.delta, move.rho
+                            state.factor, loglik = new_factor, new_ll
                 acc["flip"][0] += accepted
                 acc["flip"][1] += 1
+                if not warm:
+                    flips[it - tune, list(move.entering)] = IN_ACCEPTED if accepted else IN_REJECTED
+                    flips[it - tune, list(move.leaving)] = (
+                        OUT_ACCEPTED if accepted else OUT_REJECTED
+                    )
         # (log lambda[, log lambda_ri], log r of included exposures): adaptive-Metropolis block
         for _ in range(BLOCK_MOVES):
             active = np.flatnonzero(state.delta)
@@ -363,30 +537,35 @@ def run_chain(
             current = np.concatenate([lead, np.log(state.rho[active])])
             step = proposal.chol(active) @ rng.standard_normal(current.size)
             moved = current + block_scale / np.sqrt(current.size) * step
-            lam_new = float(np.exp(moved[0]))
-            lam_ri_new = float(np.exp(moved[1])) if has_ri else 0.0
-            rho = state.rho.copy()
-            rho[active] = np.exp(moved[n_lead:])
-            prior_new = log_prior(lam_new, lam_ri_new, rho, active, moved)
-            if not np.isfinite(prior_new):  # outside the prior's support: reject at no cost
-                accepted = False
+            accepted = False
+            if np.abs(moved).max() > LOG_BOUND:
+                rejected["out_of_bounds"] += 1
             else:
-                new_factor = state.make_factor(state.delta * rho, lam_new, lam_ri_new)
-                new_ll = state.loglik(new_factor)
-                prior_old = log_prior(state.lam, state.lam_ri, state.rho, active, current)
-                accepted = np.log(rng.random()) < new_ll - loglik + prior_new - prior_old
-                if accepted:
-                    state.lam, state.lam_ri, state.rho = lam_new, lam_ri_new, rho
-                    state.factor, loglik = new_factor, new_ll
+                lam_new = float(np.exp(moved[0]))
+                lam_ri_new = float(np.exp(moved[1])) if has_ri else 0.0
+                rho = state.rho.copy()
+                rho[active] = np.exp(moved[n_lead:])
+                prior_new = log_prior(lam_new, lam_ri_new, rho, active, moved)
+                new_factor = (
+                    state.try_factor(state.delta * rho, lam_new, lam_ri_new)
+                    if np.isfinite(prior_new)  # outside the prior's support: reject at no cost
+                    else None
+                )
+                if np.isfinite(prior_new) and new_factor is None:
+                    rejected["factorisation_failures"] += 1
+                if new_factor is not None:
+                    new_ll = state.loglik(new_factor)
+                    prior_old = log_prior(state.lam, state.lam_ri, state.rho, active, current)
+                    accepted = np.log(rng.random()) < new_ll - loglik + prior_new - prior_old
+                    if accepted:
+                        state.lam, state.lam_ri, state.rho = lam_new, lam_ri_new, rho
+                        state.factor, loglik = new_factor, new_ll
             acc["block"][0] += accepted
             acc["block"][1] += 1
             if warm:
                 block_scale = _adapt(block_scale, float(accepted), 0.25, it)
-        # sigma2 | rest: InverseGamma(a + n/2, b + e' V^-1 e / 2); fixed at 1 for probit
         if not data.probit:
-            resid = data.y - data.X @ state.beta
-            quad = float(resid @ state.factor.solve(resid))
-            state.sigma_sq = (s_prior["beta"] + quad / 2) / rng.gamma(s_prior["alpha"] + n / 2)
+            state.sigma_sq = _draw_sigma_sq(state, data, s_prior, rng)
         # pi | delta: Beta(a + units in, b + units out); units are exposures or groups
         if data.selection:
             units = m if data.groups is None else len(np.unique(data.groups))
@@ -400,12 +579,13 @@ def run_chain(
             row[n_lead + np.flatnonzero(state.delta)] = np.log(state.rho[state.delta == 1])
             history.append(row)
             if it >= 100 and it % 50 == 0:  # learn covariances and birth proposals
-                proposal.learn(np.array(history[len(history) // 2 :]))
+                recent = np.array(history[len(history) // 2 :])
+                proposal.learn(recent)
                 for j in range(m):
-                    seen = np.array(history[len(history) // 2 :])[:, n_lead + j]
+                    seen = recent[:, n_lead + j]
                     seen = seen[~np.isnan(seen)]
                     if len(seen) > 20:
-                        q_mu[j], q_sd[j] = seen.mean(), max(seen.std() * 1.5, 0.3)
+                        birth.learn(j, seen)
         else:
             d = it - tune
             out["beta"][d], out["sigma_sq"][d] = state.beta, state.sigma_sq
@@ -416,16 +596,16 @@ def run_chain(
             if data.probit:
                 out["ystar"][d] = state.ystar
     stats = {f"accept_{k}": (a / t if t else float("nan")) for k, (a, t) in acc.items()}
+    stats |= {k: float(v) for k, v in rejected.items()}
     learned = proposal.history if proposal.history is not None else np.zeros((0, m + n_lead))
     resume_info = {
         "state": state.snapshot(),
         "block_scale": block_scale,
-        "q_mu": q_mu.tolist(),
-        "q_sd": q_sd.tolist(),
+        "birth": birth.to_dict(),
         "history": np.where(np.isnan(learned), None, learned).tolist(),
         "step": (resume["step"] + 1) if resume else 1,
     }
-    return Chain(out, stats, resume_info)
+    return Chain(out, stats, resume_info, {"flip": flips})
 
 
 def _run_chain_single_thread(args: tuple) -> Chain:
@@ -450,7 +630,8 @@ def sample_chains(
     bkmr_priors.check_conjugate(priors, probit=data.probit)
     start = time.perf_counter()
     jobs = [
-        (data, priors, tune, draws, seed, c, resume[c] if resume else None) for c in range(chains)
+        (data, priors, tune, draws, seed, c, resume[c] if resume else None, chains)
+        for c in range(chains)
     ]
     workers = min(chains, cores or os.cpu_count() or 1)
     if workers == 1:

@@ -27,6 +27,8 @@ from bayesmetal.config import BkmrSpec, SamplerSpec
 from bayesmetal.design import Design
 from bayesmetal.errors import ConfigError
 
+H_JITTER = 1e-6  # probit PyMC model: h at the data ~ N(0, lambda K + H_JITTER I)
+
 
 def default_priors(design: Design, spec: BkmrSpec | None = None) -> dict[str, dict[str, Any]]:
     """R bkmr's defaults (see bayesmetal.bkmr.priors). Binary outcomes use the probit model,
@@ -95,7 +97,7 @@ def build_bkmr(design: Design, spec: BkmrSpec, priors: dict[str, dict[str, Any]]
             lam_ri = prior_lib.create(priors, "lambda_ri")
             kernel = kernel + lam_ri / lam * pt.as_tensor(onehot @ onehot.T)
         if design.family == "bernoulli":  # probit: h explicit, P(y = 1) = Phi(X beta + h)
-            jitter = 1e-6 * pt.eye(design.n)
+            jitter = H_JITTER * pt.eye(design.n)
             h = pm.MvNormal("h", mu=pt.zeros(design.n), cov=lam * kernel + jitter, dims="obs")
             pm.Bernoulli("y", p=pm.math.invprobit(mean + h), observed=design.y, dims="obs")
         else:
@@ -171,7 +173,14 @@ def sample_gibbs(
     stats = {
         k: np.stack([np.full(sampler.draws, c.stats[k]) for c in chains]) for k in chains[0].stats
     }
-    dims = {"beta": ["coef"], "r": ["exposure"], "delta": ["exposure"], "ystar": ["obs"]}
+    stats |= {k: np.stack([c.sample_stats[k] for c in chains]) for k in chains[0].sample_stats}
+    dims = {
+        "beta": ["coef"],
+        "r": ["exposure"],
+        "delta": ["exposure"],
+        "ystar": ["obs"],
+        "flip": ["exposure"],
+    }
     coords = {
         "exposure": list(design.exposures),
         "coef": coefficient_names(design),
