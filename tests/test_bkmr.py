@@ -10,7 +10,7 @@ import pytest
 from scipy import stats
 
 from bayesmetal import priors as prior_lib
-from bayesmetal.bkmr.kernel import collapsed_loglik, exact_factor, kernel, knots_factor
+from bayesmetal.bkmr.kernel import exact_factor, gaussian_loglik, kernel, knots_factor
 from bayesmetal.config import BkmrSpec, SamplerSpec
 from bayesmetal.design import make_design
 from bayesmetal.errors import ConfigError
@@ -41,10 +41,10 @@ def test_collapsed_likelihood_and_woodbury_match_dense_algebra():
     resid = rng.standard_normal(40)
     v = 2.0 * kernel(z, z, r) + np.eye(40)
     expected = stats.multivariate_normal(np.zeros(40), 0.3 * v).logpdf(resid)
-    assert collapsed_loglik(resid, exact_factor(z, r, 2.0), 0.3) == pytest.approx(expected)
+    assert gaussian_loglik(resid, exact_factor(z, r, 2.0), 0.3) == pytest.approx(expected)
     # with every point a knot the predictive process is the exact kernel
     low_rank = knots_factor(z, z, r, 2.0)
-    assert collapsed_loglik(resid, low_rank, 0.3) == pytest.approx(expected, rel=1e-3)
+    assert gaussian_loglik(resid, low_rank, 0.3) == pytest.approx(expected, rel=1e-3)
     assert np.allclose(low_rank.solve(resid), np.linalg.solve(v, resid), atol=1e-3)
 
 

@@ -1,6 +1,6 @@
 """Every ArviZ call lives here (ArviZ 0.23 today; an upgrade to 1.x touches this file only).
 
-R-hat, bulk/tail ESS, divergences, netcdf I/O and rank plots.
+R-hat, bulk/tail ESS, divergences, netcdf I/O, data groups and rank plots.
 """
 
 from __future__ import annotations
@@ -20,8 +20,33 @@ InferenceData = az.InferenceData
 
 
 def load_idata(path: str) -> InferenceData:
-    """Read an InferenceData saved with `idata.to_netcdf`."""
-    return az.from_netcdf(path)
+    """Read an InferenceData saved with `idata.to_netcdf`, wholly into memory (no open file
+    handle: a run folder can be replaced while its idata is in use)."""
+    with az.rc_context({"data.load": "eager"}):
+        return az.from_netcdf(path)
+
+
+def attach_data(
+    idata: InferenceData,
+    group: str,
+    arrays: dict[str, tuple[tuple[str, ...], np.ndarray]],
+    coords: dict[str, list],
+) -> None:
+    """Add `arrays` ({name: (dims, values)}) to `group` ('observed_data', 'constant_data'),
+    replacing variables of the same name, so a saved idata holds the data its summaries read."""
+    used = {dim for dims, _ in arrays.values() for dim in dims}
+    new = xr.Dataset(arrays, coords={k: v for k, v in coords.items() if k in used})
+    if group in idata.groups():
+        new = getattr(idata, group).drop_vars(list(arrays), errors="ignore").merge(new)
+    idata.extend(az.InferenceData(**{group: new}), join="right")
+
+
+def stored_data(idata: InferenceData, group: str) -> dict[str, np.ndarray]:
+    """The arrays of `group` by name; empty when the idata has no such group."""
+    if group not in idata.groups():
+        return {}
+    dataset = getattr(idata, group)
+    return {name: dataset[name].to_numpy() for name in dataset.data_vars}
 
 
 def from_chains(
@@ -89,3 +114,12 @@ def rank_plot(idata: InferenceData, var_names: list[str]) -> Figure:
     figure = np.asarray(axes).ravel()[0].figure
     figure.tight_layout()
     return figure
+
+
+def mcse_mean(samples: np.ndarray) -> float:
+    """Monte Carlo standard error of the mean of draws shaped (chain, draw), from the
+    rank-normalised effective sample size (a constant array has MCSE 0)."""
+    samples = np.asarray(samples, dtype=float)
+    if np.all(samples == samples.flat[0]):
+        return 0.0
+    return float(np.asarray(az.mcse(samples)).ravel()[0])

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import linalg
+from scipy.special import gammaln
 
 
 def kernel(z1: np.ndarray, z2: np.ndarray, r: np.ndarray) -> np.ndarray:
@@ -93,11 +94,22 @@ def knots_factor(
     return Factor(solve, logdet)
 
 
-def collapsed_loglik(resid: np.ndarray, factor: Factor, sigma_sq: float) -> float:
-    """log N(resid | 0, sigma2 V) given V's factor."""
+def gaussian_loglik(resid: np.ndarray, factor: Factor, sigma_sq: float = 1.0) -> float:
+    """log N(resid | 0, sigma2 V) given V's factor (h integrated out; the probit model's
+    latent scale has sigma2 = 1)."""
     n = resid.shape[0]
     quad = float(resid @ factor.solve(resid))
     return -0.5 * (n * np.log(2 * np.pi * sigma_sq) + factor.logdet + quad / sigma_sq)
+
+
+def sigma_marginal_loglik(resid: np.ndarray, factor: Factor, alpha: float, beta: float) -> float:
+    """log p(resid | V) with sigma2 ~ InverseGamma(alpha, beta) integrated out: a
+    multivariate t with 2 alpha degrees of freedom and scale (beta / alpha) V."""
+    n = resid.shape[0]
+    quad = float(resid @ factor.solve(resid))
+    shape = alpha + n / 2
+    const = gammaln(shape) - gammaln(alpha) + alpha * np.log(beta) - 0.5 * n * np.log(2 * np.pi)
+    return const - 0.5 * factor.logdet - shape * np.log(beta + quad / 2)
 
 
 def choose_knots(z: np.ndarray, k: int, seed: int) -> np.ndarray:

@@ -57,8 +57,11 @@ def quantile_function(spec: dict[str, Any], key: str) -> Callable[[float], float
     return lambda q: float(fn(q))
 
 
-CONJUGATE_PARAMETERS = {"Normal": {"mu", "sigma"}, "InverseGamma": {"alpha", "beta"},
-                        "Beta": {"alpha", "beta"}}
+CONJUGATE_PARAMETERS = {
+    "Normal": {"mu", "sigma"},
+    "InverseGamma": {"alpha", "beta"},
+    "Beta": {"alpha", "beta"},
+}
 
 
 def check_conjugate(priors: dict[str, dict[str, Any]], probit: bool = False) -> None:

@@ -30,7 +30,15 @@ import numpy as np
 from scipy.special import logsumexp
 
 from bayesmetal.bkmr import priors as bkmr_priors
-from bayesmetal.bkmr.kernel import Factor, exact_factor, kernel, knots_factor, robust_cholesky
+from bayesmetal.bkmr.kernel import (
+    Factor,
+    exact_factor,
+    gaussian_loglik,
+    kernel,
+    knots_factor,
+    robust_cholesky,
+    sigma_marginal_loglik,
+)
 
 LOG_BOUND = 15.0  # |log lambda|, |log lambda_ri|, |log r_m| beyond this: rejected
 BLOCK_MOVES = 3  # lambda/r block moves per iteration: their ESS is what limits the run
@@ -47,8 +55,8 @@ class BkmrData:
     """What the sampler needs: outcome, covariates (no intercept: h carries the level),
     standardised exposures, knots and the selection/probit/random-intercept structure.
 
-    `likelihood_weight` 0 switches the likelihood off, so a correct sampler returns the
-    prior: the prior-recovery check of the moves."""
+    `likelihood=False` switches the likelihood off, so a correct sampler returns the prior:
+    the prior-recovery check of the moves."""
 
     y: np.ndarray
     X: np.ndarray
@@ -58,7 +66,7 @@ class BkmrData:
     probit: bool = False  # binary y: latent y* ~ N(h + X beta, 1), y = 1 if y* > 0
     groups: np.ndarray | None = None  # hierarchical selection: group index of each exposure
     random_intercept: np.ndarray | None = None  # group index of each person (random intercept)
-    likelihood_weight: float = 1.0
+    likelihood: bool = True
 
     @property
     def onehot(self) -> np.ndarray | None:
@@ -208,19 +216,16 @@ class _State:
             return None
 
     def loglik(self, factor: Factor) -> float:
-        """log p(y | beta, lambda, r) with sigma2 integrated out against its
-        InverseGamma(a, b) prior: -w log|V|/2 - (a + w n/2) log(b + w e'V^-1 e / 2) + const,
-        w the likelihood weight (1, or 0 to sample the prior). Moves on lambda, r and delta
-        then ignore sigma2, which is drawn exactly after them."""
-        w = self.data.likelihood_weight
-        if w == 0:
+        """log p(y | beta, lambda, r): sigma2 integrated out against its InverseGamma prior
+        (a multivariate t), or the probit model's latent Gaussian with sigma2 = 1; 0 when the
+        likelihood is switched off. Moves on lambda, r and delta then ignore sigma2, which is
+        drawn exactly after them."""
+        if not self.data.likelihood:
             return 0.0
         resid = self.y - self.data.X @ self.beta
-        quad = float(resid @ factor.solve(resid))
-        if self.data.probit:  # sigma2 = 1 is fixed
-            return -0.5 * w * (factor.logdet + quad)
-        shape = self.sigma_prior["alpha"] + w * len(resid) / 2
-        return -0.5 * w * factor.logdet - shape * np.log(self.sigma_prior["beta"] + w * quad / 2)
+        if self.data.probit:
+            return gaussian_loglik(resid, factor)
+        return sigma_marginal_loglik(resid, factor, **self.sigma_prior)
 
 
 def FLIPS_PER_ITERATION(m: int) -> int:  # noqa: N802 (a tuning constant of the sampler)
@@ -401,8 +406,8 @@ def _draw_latent(state: _State, data: BkmrData, rng: np.random.Generator) -> Non
     n = len(data.y)
     lam = state.lam
     if data.knots is None:
-        h0 = np.sqrt(lam) * robust_cholesky(kernel(data.z, data.z, state.r)) @ rng.standard_normal(
-            n
+        h0 = (
+            np.sqrt(lam) * robust_cholesky(kernel(data.z, data.z, state.r)) @ rng.standard_normal(n)
         )
     else:
         l_kk = robust_cholesky(kernel(data.knots, data.knots, state.r))
@@ -420,9 +425,10 @@ def _draw_latent(state: _State, data: BkmrData, rng: np.random.Generator) -> Non
 
 
 def _draw_beta(state: _State, data: BkmrData, prior: dict[str, float], rng) -> np.ndarray:
-    """beta | rest ~ Normal: precision w X'V^-1X / sigma2 + I / s0^2 (w: likelihood weight)."""
+    """beta | rest ~ Normal: precision w X'V^-1X / sigma2 + I / s0^2 (w = 0 without
+    likelihood)."""
     p = data.X.shape[1]
-    w = data.likelihood_weight
+    w = float(data.likelihood)
     vinv_x = state.factor.solve(data.X)
     precision = w * data.X.T @ vinv_x / state.sigma_sq + np.eye(p) / prior["sigma"] ** 2
     rhs = w * vinv_x.T @ state.y / state.sigma_sq + prior["mu"] / prior["sigma"] ** 2
@@ -432,8 +438,9 @@ def _draw_beta(state: _State, data: BkmrData, prior: dict[str, float], rng) -> n
 
 
 def _draw_sigma_sq(state: _State, data: BkmrData, prior: dict[str, float], rng) -> float:
-    """sigma2 | rest ~ InverseGamma(a + w n/2, b + w e'V^-1 e / 2)."""
-    w = data.likelihood_weight
+    """sigma2 | rest ~ InverseGamma(a + w n/2, b + w e'V^-1 e / 2) (w = 0 without
+    likelihood)."""
+    w = float(data.likelihood)
     resid = data.y - data.X @ state.beta
     quad = float(resid @ state.factor.solve(resid))
     return (prior["beta"] + w * quad / 2) / rng.gamma(prior["alpha"] + w * len(resid) / 2)
@@ -497,7 +504,7 @@ def run_chain(
         out["lambda_ri"] = np.empty(draws)
     for it in range(tune + draws):
         warm = it < tune
-        if data.probit and data.likelihood_weight:
+        if data.probit and data.likelihood:
             _draw_latent(state, data, rng)
         if p:
             state.beta = _draw_beta(state, data, b_prior, rng)

@@ -1,0 +1,207 @@
+"""The BKMR Gibbs sampler shown correct where it could be wrong: it returns the prior when the
+likelihood cannot see the parameters, its likelihoods equal independent computations, and
+numerical failures reject proposals instead of ending chains."""
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from bayesmetal.bkmr import sampler as sampler_module
+from bayesmetal.bkmr.kernel import (
+    exact_factor,
+    gaussian_loglik,
+    kernel,
+    knots_factor,
+    sigma_marginal_loglik,
+)
+from bayesmetal.bkmr.priors import DEFAULT_PRIORS
+from bayesmetal.bkmr.sampler import BkmrData, sample_chains
+from bayesmetal.calibration.prior_recovery import prior_checks
+
+Z_LIMIT = 4.0  # |estimate - prior value| in MCSEs; ~30 checks per variant
+
+
+def _priors(**changes) -> dict:
+    """Package defaults with a proper sigma2 prior (InverseGamma(0.001, 0.001) has no usable
+    quantiles) and a random-intercept prior."""
+    priors = {k: dict(v) for k, v in DEFAULT_PRIORS.items()}
+    priors["sigma_sq"] = {"distribution": "InverseGamma", "alpha": 3.0, "beta": 2.0}
+    priors["lambda_ri"] = dict(DEFAULT_PRIORS["lambda"])
+    return priors | changes
+
+
+def _data(variant: str, likelihood: bool, n: int = 20, m: int = 4, seed: int = 0) -> BkmrData:
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal((n, m)) if likelihood is False else np.zeros((n, m))
+    y = rng.standard_normal(n)
+    return BkmrData(
+        y=(y > 0).astype(float) if variant == "probit" else y,
+        X=rng.standard_normal((n, 2)),
+        z=z,
+        knots=z[:6].copy() if variant == "knots" else None,
+        selection=variant != "none",
+        probit=variant == "probit",
+        groups=np.array([0, 0, 0, 1][:m]) if variant == "hierarchical" else None,
+        random_intercept=np.arange(n) % 3 if variant == "random_intercept" else None,
+        likelihood=likelihood,
+    )
+
+
+VARIANTS = ["exact", "knots", "hierarchical", "probit", "random_intercept", "none"]
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_without_likelihood_the_sampler_returns_the_prior(variant):
+    """Every move's prior, proposal and move-choice terms: with the likelihood off, inclusion
+    probabilities are E[pi] (or E[pi] / group size), and r, lambda, lambda_ri, pi, beta and
+    sigma2 follow their priors (the birth density's missing -log(2 pi)/2 fails this)."""
+    data = _data(variant, likelihood=False)
+    priors = _priors()
+    chains, _ = sample_chains(data, priors, tune=500, draws=4000, chains=2, seed=3)
+    table = prior_checks(chains, data, priors, all_parameters=True)
+    bad = table[table["z"].abs() > Z_LIMIT]
+    assert bad.empty, bad.to_string()
+    assert len(table) >= 8
+
+
+@pytest.mark.parametrize("variant", ["exact", "hierarchical"])
+def test_constant_exposures_leave_selection_at_its_prior(variant):
+    """With every exposure constant the kernel is 1 for any r: the likelihood runs as usual
+    but cannot see r, delta or pi, so they must follow their priors."""
+    data = _data(variant, likelihood=True, n=30)
+    priors = _priors()
+    chains, _ = sample_chains(data, priors, tune=500, draws=4000, chains=2, seed=4)
+    table = prior_checks(chains, data, priors, all_parameters=False)
+    bad = table[table["z"].abs() > Z_LIMIT]
+    assert bad.empty, bad.to_string()
+
+
+def _unnormalised_density(x, mu, sd):
+    return -0.5 * ((x - mu) / sd) ** 2 - np.log(sd)
+
+
+@pytest.mark.parametrize(
+    "variant, name, broken",
+    [
+        ("exact", "_log_normal_pdf", _unnormalised_density),  # birth density without its constant
+        ("hierarchical", "_out_move_probability", lambda size: 1.0),  # move choice left out
+    ],
+)
+def test_prior_recovery_detects_the_shipped_move_bugs(monkeypatch, variant, name, broken):
+    """The check has power: each of the two bugs the shipped sampler had fails it."""
+    monkeypatch.setattr(sampler_module, name, broken)
+    data = _data(variant, likelihood=False)
+    priors = _priors()
+    chains, _ = sample_chains(data, priors, tune=500, draws=4000, chains=1, seed=3)
+    table = prior_checks(chains, data, priors, all_parameters=False)
+    selection = table[table["quantity"].str.contains("PIP")]
+    assert (selection["z"].abs() > Z_LIMIT).any(), selection.to_string()
+
+
+def _residual_and_v(n: int = 30, seed: int = 1):
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal((n, 3))
+    r, lam = np.array([0.4, 0.0, 1.3]), 2.5
+    return rng, z, r, lam, rng.standard_normal(n)
+
+
+def test_sigma_collapsed_likelihood_is_a_multivariate_t():
+    """sigma2 ~ InverseGamma(a, b) integrated out of N(0, sigma2 V): a multivariate t with
+    2a degrees of freedom and scale (b / a) V, computed by scipy."""
+    _, z, r, lam, resid = _residual_and_v()
+    a, b = 2.5, 1.7
+    v = np.eye(len(z)) + lam * kernel(z, z, r)
+    expected = stats.multivariate_t(np.zeros(len(z)), (b / a) * v, df=2 * a).logpdf(resid)
+    assert sigma_marginal_loglik(resid, exact_factor(z, r, lam), a, b) == pytest.approx(expected)
+
+
+def test_knots_likelihood_is_the_dense_predictive_process_gaussian():
+    """Woodbury with knots equals the dense Gaussian whose covariance is the
+    predictive-process kernel K_nk (K_kk + 1e-6 I)^-1 K_kn, with and without a random
+    intercept (a t after integrating sigma2 out)."""
+    rng, z, r, lam, resid = _residual_and_v()
+    knots = z[rng.choice(len(z), 8, replace=False)] + 0.1
+    k_kk = kernel(knots, knots, r) + 1e-6 * np.eye(8)
+    k_nk = kernel(z, knots, r)
+    pp = k_nk @ np.linalg.solve(k_kk, k_nk.T)
+    onehot = (np.arange(len(z))[:, None] % 4 == np.arange(4)[None]) * 1.0
+    for group, lam_ri in ((None, 0.0), (onehot, 0.7)):
+        v = np.eye(len(z)) + lam * pp
+        if group is not None:
+            v += lam_ri * onehot @ onehot.T
+        factor = knots_factor(z, knots, r, lam, group, lam_ri)
+        expected = stats.multivariate_normal(np.zeros(len(z)), 0.3 * v).logpdf(resid)
+        assert gaussian_loglik(resid, factor, 0.3) == pytest.approx(expected, rel=1e-8)
+        expected_t = stats.multivariate_t(np.zeros(len(z)), (2.0 / 3.0) * v, df=6).logpdf(resid)
+        assert sigma_marginal_loglik(resid, factor, 3.0, 2.0) == pytest.approx(expected_t)
+
+
+def test_random_intercept_likelihood_adds_lambda_ri_zz():
+    """Exact kernel with a random intercept: V = I + lambda K + lambda_ri Z Z'."""
+    _, z, r, lam, resid = _residual_and_v()
+    onehot = (np.arange(len(z))[:, None] % 3 == np.arange(3)[None]) * 1.0
+    same = onehot @ onehot.T
+    v = np.eye(len(z)) + lam * kernel(z, z, r) + 0.4 * same
+    expected = stats.multivariate_normal(np.zeros(len(z)), v).logpdf(resid)
+    assert gaussian_loglik(resid, exact_factor(z, r, lam, same, 0.4)) == pytest.approx(expected)
+
+
+def test_null_data_never_end_a_chain():
+    """The shipped sampler lost 3 of 4 chains here: every exposure out, warm-up inflated the
+    lambda step until lambda ~ 1e15 and the Cholesky raised. Now the step is bounded and
+    log-scale parameters stay within the sampler's range."""
+    rng = np.random.default_rng(20240601)
+    n = 150
+    data = BkmrData(
+        y=rng.standard_normal(n), X=rng.standard_normal((n, 1)), z=rng.standard_normal((n, 3))
+    )
+    chains, _ = sample_chains(data, DEFAULT_PRIORS, tune=1000, draws=200, chains=4, seed=1)
+    assert len(chains) == 4
+    for chain in chains:
+        assert np.all(np.abs(np.log(chain.draws["lambda"])) <= sampler_module.LOG_BOUND)
+        assert chain.resume["block_scale"] <= sampler_module.SCALE_RANGE[1]
+
+
+def test_a_failed_factorisation_is_a_rejected_proposal(monkeypatch):
+    """A LinAlgError in a proposal rejects it and is counted; the chain goes on."""
+    real = sampler_module.exact_factor
+    calls = {"n": 0}
+
+    def flaky(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] > 1 and calls["n"] % 7 == 0:
+            raise np.linalg.LinAlgError("not positive definite")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sampler_module, "exact_factor", flaky)
+    data = _data("exact", likelihood=True, n=25)
+    chains, _ = sample_chains(data, _priors(), tune=50, draws=100, chains=1, seed=2)
+    assert chains[0].stats["factorisation_failures"] > 0
+    assert chains[0].draws["lambda"].shape == (100,)
+
+
+def test_flip_records_count_proposals_per_exposure():
+    """sample_stats 'flip' records, per draw and exposure, the in/out proposal and its fate;
+    accepted flips are exactly the changes of delta between consecutive draws."""
+    data = _data("exact", likelihood=False)
+    chains, _ = sample_chains(data, _priors(), tune=100, draws=500, chains=1, seed=5)
+    flips, delta = chains[0].sample_stats["flip"], chains[0].draws["delta"]
+    changed = np.diff(delta, axis=0) != 0
+    accepted = np.isin(flips[1:], [sampler_module.IN_ACCEPTED, sampler_module.OUT_ACCEPTED])
+    assert np.array_equal(changed, accepted)
+    assert (flips != sampler_module.NO_MOVE).mean() == pytest.approx(0.5, abs=0.1)  # m/3 of 4
+
+
+def test_chains_start_apart():
+    """Dispersed starts: with two chains every indicator starts in both states."""
+    starts = [
+        sampler_module.starting_selection(5, None, c, np.random.default_rng(0)) for c in (0, 1)
+    ]
+    assert np.all(starts[0] != starts[1])
+    groups = np.array([0, 0, 1, 1, 2])
+    hier = [
+        sampler_module.starting_selection(5, groups, c, np.random.default_rng(0)) for c in (0, 1)
+    ]
+    for g in range(3):
+        members = groups == g
+        assert hier[0][members].sum() + hier[1][members].sum() == 1
