@@ -64,6 +64,10 @@ def test_active_exposures_get_high_pips_and_null_ones_low(recovery_fit):
     pips = summary.pips(idata).set_index("variable")["pip"]
     assert pips["x1"] >= 0.9 and pips["x2"] >= 0.9
     assert (pips[["x3", "x4", "x5"]] <= 0.3).all()
+    # indicators that never flipped carry their Rao-Blackwellised PIP, which agrees
+    conditional = json.loads(idata.attrs["bkmr_conditional_pip"])
+    for name, value in conditional.items():
+        assert abs(value - pips[name]) < 0.01, (name, value, pips[name])
 
 
 def test_true_h_inside_the_bands(recovery_fit):
@@ -317,21 +321,30 @@ def test_curves_report_concentrations_in_file_units():
     assert np.allclose(mapped["concentration"], design.concentrations[:4, 1])
 
 
-def test_constant_pips_are_not_flagged_but_stuck_chains_are():
+def test_never_flipped_pips_pass_only_when_decisive_and_stuck_chains_are_flagged():
+    import json
+
     from bayesmetal.arviz_api import from_chains
     from bayesmetal.config import DiagnosticTargets
     from bayesmetal.diagnostics import check
 
     rng = np.random.default_rng(0)
-    delta = np.zeros((2, 200, 2), dtype=np.int8)
+    delta = np.zeros((2, 200, 3), dtype=np.int8)
     delta[1, :, 1] = 1  # exposure b: chain 0 always out, chain 1 always in
-    r = rng.gamma(2, 1, (2, 200, 2)) * delta
+    r = rng.gamma(2, 1, (2, 200, 3)) * delta
     idata = from_chains(
         {"delta": delta, "r": r, "sigma_sq": rng.gamma(5, 1, (2, 200))},
-        {"exposure": ["a", "b"]},
+        {"exposure": ["a", "b", "c"]},
         {"delta": ["exposure"], "r": ["exposure"]},
     )
+    # a: never in, and its conditional inclusion probability agrees; c: never in, but the
+    # conditional probability says 0.3 (a stuck move)
+    idata.attrs["bkmr_conditional_pip"] = json.dumps({"a": 1e-6, "b": 0.5, "c": 0.3})
     table = check(idata, ["delta", "r", "sigma_sq"], DiagnosticTargets(min_ess=10), "t")
     table = table.set_index("parameter")
-    assert table.loc["delta[a]", "ok"] and table.loc["delta[a]", "note"]
+    assert table.loc["delta[a]", "ok"] and "decisive" in table.loc["delta[a]", "note"]
     assert not table.loc["delta[b]", "ok"] and not table.loc["r[b]", "ok"]
+    assert not table.loc["delta[c]", "ok"] and "stuck" in table.loc["delta[c]", "problems"]
+    del idata.attrs["bkmr_conditional_pip"]
+    unchecked = check(idata, ["delta"], DiagnosticTargets(min_ess=10), "t").set_index("parameter")
+    assert not unchecked.loc["delta[a]", "ok"]  # never flipped and nothing shows it decisive

@@ -205,3 +205,23 @@ def test_chains_start_apart():
     for g in range(3):
         members = groups == g
         assert hier[0][members].sum() + hier[1][members].sum() == 1
+
+
+def test_a_stuck_birth_move_is_flagged_not_read_as_a_decisive_pip(monkeypatch):
+    """Break the birth proposal (r_m = e^14: the kernel then ignores the exposure's
+    neighbours and no birth is ever accepted): the chains report PIPs of exactly 0 for an
+    exposure with real evidence, and the Rao-Blackwellised check flags the move as stuck."""
+    from bayesmetal.calibration.reference import weak_signal_design
+    from bayesmetal.config import DiagnosticTargets, SamplerSpec
+    from bayesmetal.diagnostics import check
+    from bayesmetal.models import bkmr
+
+    monkeypatch.setattr(sampler_module.BirthProposal, "draw", lambda self, j, rng: np.exp(14.0))
+    case = weak_signal_design("component", n=80, seed=0)
+    priors = bkmr.default_priors(case.design, case.spec)
+    idata = bkmr.sample_gibbs(
+        case.design, case.spec, priors, SamplerSpec(chains=2, tune=200, draws=300, seed=1)
+    )
+    table = check(idata, ["delta"], DiagnosticTargets(), "bkmr").set_index("parameter")
+    assert idata.posterior["delta"].sel(exposure="a").to_numpy().max() == 0
+    assert not table.loc["delta[a]", "ok"] and "stuck" in table.loc["delta[a]", "problems"]

@@ -8,14 +8,16 @@ import sys
 import time
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
-from bayesmetal import runs
+from bayesmetal import runs, workflow
 from bayesmetal.arviz_api import load_idata
 from bayesmetal.cli import fit_main
 from bayesmetal.config import load_config
 from bayesmetal.errors import ConfigError, DataError
+from bayesmetal.summaries import glm as glm_summary
 from bayesmetal.workflow import plan
 
 from .conftest import CONFIGS, ROOT
@@ -85,17 +87,147 @@ def test_same_seed_gives_identical_draws(table_config):
     assert not np.array_equal(first, third)
 
 
-def test_failure_while_writing_leaves_nothing(table_config, tmp_path, monkeypatch):
-    out = tmp_path / "run"
+POSTERIOR = ("config.resolved.yaml", "flow.csv", "idata.nc")
+
+
+def names(folder) -> list[str]:
+    return sorted(path.name for path in folder.iterdir())
+
+
+def test_interrupt_leaves_nothing_until_the_posterior_is_saved(table_config, tmp_path, monkeypatch):
+    """Interrupted while the posterior is written: no folder. Interrupted in the summaries:
+    the posterior is kept (folder completed, summaries_failed.txt) and the interrupt goes on."""
+    short = ["--set", "sampler.draws=100", "--set", "sampler.tune=100"]
 
     def boom(*args, **kwargs):
         raise KeyboardInterrupt
 
+    monkeypatch.setattr(runs, "write_posterior", boom)
+    with pytest.raises(KeyboardInterrupt):
+        fit_main([str(table_config), "--out", str(tmp_path / "run"), *short])
+    assert not (tmp_path / "run").exists()
+    monkeypatch.undo()
     monkeypatch.setattr(runs, "save_figure", boom)
     with pytest.raises(KeyboardInterrupt):
-        fit_main([str(table_config), "--out", str(out)])
-    assert not out.exists()
-    assert not list(tmp_path.glob(".run.partial-*"))
+        fit_main([str(table_config), "--out", str(tmp_path / "kept"), *short])
+    assert set(names(tmp_path / "kept")) == set(POSTERIOR) | {"summaries_failed.txt"}
+    assert "KeyboardInterrupt" in (tmp_path / "kept" / "summaries_failed.txt").read_text()
+    assert not list(tmp_path.glob(".run.partial-*")) + list(tmp_path.glob(".kept.partial-*"))
+
+
+def test_failed_summary_keeps_the_posterior_and_summarise_recovers(
+    table_config, tmp_path, monkeypatch, capsys
+):
+    """A summary that raises: exit code 3, the posterior, config and traceback are kept; then
+    --summarise rebuilds every summary from the run folder alone (the CSV moved away)."""
+    out = tmp_path / "run"
+
+    def broken(*args, **kwargs):
+        raise ValueError("summary broke")
+
+    monkeypatch.setattr(glm_summary, "effects", broken)
+    args = [str(table_config), "--out", str(out), "--set", "sampler.draws=100"]
+    assert fit_main([*args, "--set", "sampler.tune=100"]) == 3
+    [line] = [x for x in capsys.readouterr().err.splitlines() if x.startswith("error:")]
+    assert "summary broke" in line and f"python scripts/fit.py --summarise {out}" in line
+    assert names(out) == [*POSTERIOR, "summaries_failed.txt"]
+    assert "ValueError: summary broke" in (out / "summaries_failed.txt").read_text()
+    monkeypatch.undo()
+    posterior = (out / "idata.nc").read_bytes()
+    (tmp_path / "cohort.csv").rename(tmp_path / "moved.csv")
+    assert fit_main(["--summarise", str(out)]) == 0
+    assert (out / "idata.nc").read_bytes() == posterior
+    assert "summaries_failed.txt" not in names(out)
+    for name in ("diagnostics.csv", "effects.csv", "forest.png", "rank_multi.png", "report.html"):
+        assert (out / name).stat().st_size > 0, name
+    assert "e1" in pd.read_csv(out / "effects.csv")["term"].tolist()
+    assert not list(tmp_path.glob(".run.*"))
+    assert fit_main(["--summarise", str(tmp_path / "nowhere")]) == 2
+    with pytest.raises(SystemExit):
+        fit_main([str(table_config), "--summarise", str(out)])
+
+
+BKMR_SHORT = ["sampler.chains=1", "sampler.tune=10", "sampler.draws=5", "sampler.progressbar=false"]
+
+
+def test_extend_refuses_another_outcome_prior_and_seed(tmp_path, capsys, monkeypatch):
+    """--set analysis.outcome=total_bmd with --extend used to append total-BMD draws to
+    lumbar-BMD chains: now every difference is named and nothing is sampled or written."""
+    short = [item for setting in BKMR_SHORT for item in ("--set", setting)]
+    first = tmp_path / "lumbar"
+
+    def skipped(*args, **kwargs):  # --extend needs the posterior only; summaries take long
+        raise RuntimeError("summaries skipped")
+
+    monkeypatch.setattr(workflow, "summarise", skipped)
+    assert fit_main([str(CONFIGS / "bkmr_lumbar.yaml"), "--out", str(first), *short]) == 3
+    changed = [
+        "analysis.outcome=total_bmd",
+        "sampler.seed=7",
+        "priors.lambda={distribution: Gamma, alpha: 2, beta: 0.1}",
+        "sampler.draws=20",  # the point of --extend: allowed
+    ]
+    args = [str(CONFIGS / "bkmr_lumbar.yaml"), "--extend", str(first), "--out", str(tmp_path / "x")]
+    capsys.readouterr()
+    assert fit_main([*args, *short, *(x for c in changed for x in ("--set", c))]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: --extend: the saved run differs in: analysis.outcome (lumbar_bmd -> total_bmd), "
+        "sampler.seed (20240601 -> 7), priors.lambda, data (y differs), knots"
+    )
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.fixture()
+def bkmr_config(tmp_path):
+    """A small BKMR run on a CSV with knots and a random intercept (every stored array used)."""
+    rng = np.random.default_rng(11)
+    n = 100
+    frame = pd.DataFrame(np.exp(rng.normal(size=(n, 3))), columns=["a", "b", "c"])
+    frame["age"] = rng.normal(size=n)
+    frame["site"] = np.arange(n) % 4
+    frame["y"] = np.log(frame["a"]) + 0.3 * frame["age"] + rng.normal(0, 0.5, n)
+    frame.to_csv(tmp_path / "data.csv", index=False)
+    config = {
+        "table": {
+            "path": "data.csv",
+            "outcome": "y",
+            "family": "gaussian",
+            "exposures": ["a", "b", "c"],
+            "covariates": ["age"],
+            "group": "site",
+        },
+        "model": {
+            "name": "bkmr",
+            "knots": 10,
+            "random_intercept": "site",
+            "draws_for_h": 10,
+            "ngrid": 5,
+        },
+        "sampler": {"chains": 2, "tune": 30, "draws": 20, "seed": 3},
+    }
+    path = tmp_path / "bkmr.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_bkmr_run_checked_on_extend_and_summarised_from_its_folder(bkmr_config, tmp_path, capsys):
+    """Changed data refuse --extend; without the data file --summarise gives the same tables."""
+    out = tmp_path / "run"
+    assert fit_main([str(bkmr_config), "--out", str(out)]) == 0
+    tables = ("univariate", "overall_risk", "single_var_risk", "bivariate_levels", "pips")
+    before = {name: pd.read_csv(out / f"{name}.csv") for name in tables}
+    data = pd.read_csv(tmp_path / "data.csv")
+    data.loc[0, "b"] *= 2
+    data.to_csv(tmp_path / "data.csv", index=False)
+    capsys.readouterr()
+    assert fit_main([str(bkmr_config), "--extend", str(out), "--out", str(tmp_path / "x")]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: --extend: the saved run differs in: data (checksum of data.csv, z differ), knots"
+    )
+    (tmp_path / "data.csv").unlink()
+    assert fit_main(["--summarise", str(out)]) == 0
+    for name, table in before.items():
+        pd.testing.assert_frame_equal(pd.read_csv(out / f"{name}.csv"), table, obj=name)
 
 
 def test_killed_process_leaves_no_run_folder(table_config, tmp_path):

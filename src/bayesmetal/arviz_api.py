@@ -85,7 +85,7 @@ def constant_parameters(idata: InferenceData, names: list[str]) -> set[str]:
         var, _, inside = name.partition("[")
         data = idata.posterior[var]
         if inside:
-            labels = inside.rstrip("]").split(", ")
+            labels = inside.removesuffix("]").split(", ")  # a label may hold "]"
             dims = [d for d in data.dims if d not in ("chain", "draw")]
             data = data.sel({d: _coord(data, d, lab) for d, lab in zip(dims, labels, strict=True)})
         values = data.to_numpy()

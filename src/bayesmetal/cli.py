@@ -6,7 +6,10 @@ import argparse
 import json
 import sys
 import time
+import traceback
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
 
@@ -15,8 +18,12 @@ from bayesmetal.cohort import AnalysisTable, load_cohort
 from bayesmetal.config import RunConfig, load_config
 from bayesmetal.errors import BayesmetalError
 from bayesmetal.plots import correlation_heatmap
-from bayesmetal.runs import atomic_folder
+from bayesmetal.runs import FAILURE_FILE, atomic_folder
 from bayesmetal.summaries import describe
+
+if TYPE_CHECKING:
+    from bayesmetal.arviz_api import InferenceData
+    from bayesmetal.workflow import Plan, Results
 
 
 def resolve_data_dir(config: RunConfig, override: str | None) -> Path:
@@ -93,13 +100,83 @@ def default_run_folder(config: RunConfig, config_path: str) -> Path:
     return Path(config.output.root) / name
 
 
-def fit_main(argv: list[str] | None = None) -> int:
-    """`fit.py CONFIG`: fit the configured model and write a complete run folder."""
+def write_run_folder(
+    dest: Path,
+    overwrite: bool,
+    write_posterior: Callable[[Path], None],
+    planned: Plan,
+    idatas: dict[str, InferenceData],
+) -> Results | Exception:
+    """Posterior first, then summaries, in a folder renamed into place at the end.
+
+    An error in the summaries still completes the folder (posterior, config and
+    summaries_failed.txt with the traceback) and is returned; an interrupt there does the same
+    and is then re-raised. A failure while writing the posterior leaves nothing.
+    """
     from bayesmetal import workflow
-    from bayesmetal.runs import write_run
+    from bayesmetal.runs import record_failure, write_summaries
+
+    failure: BaseException | None = None
+    with atomic_folder(dest, overwrite=overwrite) as folder:
+        write_posterior(folder)
+        try:
+            results = workflow.summarise(planned, idatas)
+            write_summaries(folder, results)
+        except (Exception, KeyboardInterrupt) as exc:
+            failure = exc
+            record_failure(folder, traceback.format_exc())
+    if isinstance(failure, KeyboardInterrupt):
+        raise failure
+    return failure or results
+
+
+def report_run(outcome: Results | Exception, folder: Path) -> int:
+    """Print the verdict and tables (exit code 0), or one line on failed summaries (3)."""
+    if isinstance(outcome, Exception):
+        reason = (str(outcome).splitlines() or [""])[0]
+        print(
+            f"error: summaries failed ({type(outcome).__name__}: {reason}); the posterior is "
+            f"saved in {folder}/ (traceback in {FAILURE_FILE}); "
+            f"retry with: python scripts/fit.py --summarise {folder}",
+            file=sys.stderr,
+        )
+        return 3
+    print(outcome.verdict)
+    for name, table in outcome.tables.items():
+        print(f"\n{name}:\n{table.to_string(index=False, float_format=lambda v: f'{v:.4g}')}")
+    print(f"\nwrote {folder}/ (report.html, idata, tables, figures)")
+    return 0
+
+
+def summarise_run(run: Path) -> int:
+    """`fit.py --summarise RUN`: rewrite RUN's diagnostics, tables, figures and report from its
+    idata and saved config alone (no data files), swapping the new folder into place."""
+    from bayesmetal import workflow
+    from bayesmetal.runs import copy_posterior, load_run
+
+    try:
+        idatas = load_run(run)
+        planned = workflow.plan_from_run(idatas)
+        outcome = write_run_folder(
+            run, True, lambda folder: copy_posterior(run, folder), planned, idatas
+        )
+    except BayesmetalError as exc:
+        print(f"error: --summarise {run}: {exc}", file=sys.stderr)
+        return 2
+    return report_run(outcome, run)
+
+
+def fit_main(argv: list[str] | None = None) -> int:
+    """`fit.py CONFIG`: fit the configured model and write a complete run folder.
+
+    Exit codes: 0 done; 2 an error before the posterior was saved (nothing written);
+    3 the posterior is saved but summaries failed (retry with --summarise RUN).
+    """
+    from bayesmetal import workflow
+    from bayesmetal.runs import write_posterior
 
     parser = argparse.ArgumentParser(description="Fit a configured Bayesian mixture model.")
-    parser.add_argument("config", help="YAML run configuration")
+    parser.add_argument("config", nargs="?", help="YAML run configuration (not with --summarise)")
     parser.add_argument("--out", help="run folder (default: output.root/<config>-<time>)")
     parser.add_argument(
         "--set",
@@ -121,7 +198,19 @@ def fit_main(argv: list[str] | None = None) -> int:
         help="continue the BKMR run in folder RUN by sampler.draws more draws per chain "
         "(e.g. --set sampler.draws=2000); writes a new run folder",
     )
+    parser.add_argument(
+        "--summarise",
+        metavar="RUN",
+        help="recompute the diagnostics, tables, figures and report of run folder RUN from "
+        "its saved posterior and config (no config argument, no data files needed)",
+    )
     args = parser.parse_args(argv)
+    if args.summarise:
+        if args.config or args.set or args.extend or args.dry_run or args.out:
+            parser.error("--summarise RUN takes no config, --set, --out, --extend or --dry-run")
+        return summarise_run(Path(args.summarise))
+    if args.config is None:
+        parser.error("the following arguments are required: config (or --summarise RUN)")
     try:
         config = load_config(args.config, args.set)
         planned = workflow.plan(config, Path(args.data_dir) if args.data_dir else None)
@@ -150,17 +239,18 @@ def fit_main(argv: list[str] | None = None) -> int:
             previous = Path(args.extend) / "idata.nc"
             if not previous.is_file():
                 raise BayesmetalError(f"--extend: {previous} not found")
-            results = workflow.extend(planned, load_idata(str(previous)))
+            idatas = workflow.extend(planned, load_idata(str(previous)))
         else:
-            results = workflow.fit(planned)
+            idatas = workflow.sample_fits(planned)
         resolved = config.model_dump(mode="json", by_alias=True)
-        with atomic_folder(out, overwrite=args.overwrite) as folder:
-            write_run(folder, results, resolved, args.set)
+        outcome = write_run_folder(
+            out,
+            args.overwrite,
+            lambda folder: write_posterior(folder, planned, idatas, resolved, args.set),
+            planned,
+            idatas,
+        )
     except BayesmetalError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(results.verdict)
-    for name, table in results.tables.items():
-        print(f"\n{name}:\n{table.to_string(index=False, float_format=lambda v: f'{v:.4g}')}")
-    print(f"\nwrote {out}/ (report.html, idata, tables, figures)")
-    return 0
+    return report_run(outcome, out)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 
@@ -11,24 +13,31 @@ from bayesmetal.arviz_api import (
     convergence_table,
     divergences,
 )
+from bayesmetal.bkmr.inclusion import DECISIVE
+from bayesmetal.bkmr.sampler import IN_ACCEPTED, IN_REJECTED, OUT_ACCEPTED, OUT_REJECTED
 from bayesmetal.config import DiagnosticTargets
 
 
 def check(
     idata: InferenceData, var_names: list[str], targets: DiagnosticTargets, fit_label: str
 ) -> pd.DataFrame:
-    """One row per scalar parameter: R-hat, bulk/tail ESS, divergences and a pass flag."""
+    """One row per scalar parameter: R-hat, bulk/tail ESS, divergences and a pass flag; for
+    BKMR indicators also their in/out proposals and acceptances after warm-up."""
     table = convergence_table(idata, var_names)
     constant = constant_parameters(idata, table.loc[table["rhat"].isna(), "parameter"].tolist())
+    conditional = json.loads(idata.attrs.get("bkmr_conditional_pip", "{}"))
     n_div = divergences(idata)
     table.insert(0, "fit", fit_label)
     table["divergences"] = n_div
-    problems = []
+    problems, notes = [], []
     for _, row in table.iterrows():
-        issues = []
-        if row["parameter"] in constant:
-            problems.append("")  # same value in every draw (e.g. a PIP of exactly 0 or 1)
+        name = row["parameter"]
+        if name in constant:
+            problem, note = _constant_verdict(idata, name, conditional)
+            problems.append(problem)
+            notes.append(note)
             continue
+        issues = []
         if not row["rhat"] <= targets.max_rhat:
             issues.append(f"R-hat {row['rhat']:.3f} > {targets.max_rhat}")
         if not min(row["ess_bulk"], row["ess_tail"]) >= targets.min_ess:
@@ -36,10 +45,51 @@ def check(
         if n_div > targets.max_divergences:
             issues.append(f"{n_div} divergences")
         problems.append("; ".join(issues))
+        notes.append("")
     table["problems"] = problems
     table["ok"] = table["problems"] == ""
-    table["note"] = np.where(table["parameter"].isin(constant), "constant in every draw", "")
-    return table
+    table["note"] = notes
+    return table.merge(flip_counts(idata), on="parameter", how="left")
+
+
+def _constant_verdict(idata: InferenceData, name: str, conditional: dict) -> tuple[str, str]:
+    """(problem, note) for a parameter with one value in every draw. An inclusion indicator
+    that never flipped is decisive only if its Rao-Blackwellised PIP agrees (below 1% for 0,
+    above 99% for 1); otherwise, or when that check is missing, it is flagged."""
+    var, _, inside = name.partition("[")
+    if var != "delta":
+        return "", "constant in every draw"
+    exposure = inside.removesuffix("]")
+    value = int(idata.posterior["delta"].sel(exposure=exposure).to_numpy().flat[0])
+    if exposure not in conditional:
+        return "never flipped after warm-up in any chain, and no check of its evidence", ""
+    cp = conditional[exposure]
+    if (value == 0 and cp < DECISIVE) or (value == 1 and cp > 1 - DECISIVE):
+        return "", f"decisive: never flipped; conditional inclusion probability {cp:.2g}"
+    return (
+        f"never flipped after warm-up, yet its conditional inclusion probability is {cp:.2f} "
+        f"(the chains say {value}): the selection move is stuck; run longer or report it",
+        "",
+    )
+
+
+def flip_counts(idata: InferenceData) -> pd.DataFrame:
+    """Per exposure, from sample_stats 'flip': proposals to switch it in / out after warm-up
+    and how many were accepted (empty when the sampler does not record them)."""
+    stats = getattr(idata, "sample_stats", None)
+    if stats is None or "flip" not in stats:
+        return pd.DataFrame({"parameter": pd.Series(dtype=str)})
+    flips = stats["flip"]
+    counts = {
+        "in_proposed": (IN_REJECTED, IN_ACCEPTED),
+        "in_accepted": (IN_ACCEPTED,),
+        "out_proposed": (OUT_REJECTED, OUT_ACCEPTED),
+        "out_accepted": (OUT_ACCEPTED,),
+    }
+    exposures = [str(e) for e in flips.coords["exposure"].to_numpy()]
+    values = flips.to_numpy().reshape(-1, len(exposures))
+    table = {k: np.isin(values, codes).sum(axis=0) for k, codes in counts.items()}
+    return pd.DataFrame({"parameter": [f"delta[{e}]" for e in exposures], **table})
 
 
 def verdict(table: pd.DataFrame) -> str:

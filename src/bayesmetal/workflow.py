@@ -5,8 +5,9 @@ Nothing here writes files (runs.py does) or reads argv (cli.py does).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +18,13 @@ from matplotlib.figure import Figure
 
 from bayesmetal import diagnostics, plots
 from bayesmetal import priors as prior_lib
-from bayesmetal.arviz_api import InferenceData, rank_plot
+from bayesmetal.arviz_api import InferenceData, attach_data, rank_plot, stored_data
 from bayesmetal.cohort import AnalysisTable, load_cohort
-from bayesmetal.config import BkmrSpec, BwqsSpec, GlmSpec, RunConfig, SamplerSpec
+from bayesmetal.config import BkmrSpec, BwqsSpec, GlmSpec, RunConfig, SamplerSpec, parse_config
 from bayesmetal.design import Design, make_design
 from bayesmetal.errors import ConfigError
 from bayesmetal.models import bkmr, bwqs, glm
+from bayesmetal.runs import saved_run
 from bayesmetal.sampling import sample
 from bayesmetal.summaries import bkmr as bkmr_summary
 from bayesmetal.summaries import bwqs as bwqs_summary
@@ -61,7 +63,7 @@ class Plan:
     """Everything decided before sampling."""
 
     config: RunConfig
-    table: AnalysisTable
+    table: AnalysisTable | None  # None when rebuilt from a run folder (plan_from_run)
     design: Design
     priors: dict[str, dict[str, Any]]
     fits: list[PlannedFit]
@@ -253,7 +255,7 @@ def bkmr_summaries(plan_: Plan, idata: InferenceData, results: Results) -> None:
     """PIPs, exposure-response curves and risk summaries, with their figures."""
     spec, design, config = plan_.config.model, plan_.design, plan_.config
     prob, seed = config.summaries.ci_prob, config.sampler.seed
-    knots = bkmr.knots_for(design, spec, seed)
+    knots = stored_data(idata, "constant_data").get("knots")  # those the chains used
     post = bkmr_summary.h_posterior(idata, design, spec.draws_for_h, knots)
     tables = results.tables
     if spec.selection != "none":
@@ -288,20 +290,185 @@ def bkmr_summaries(plan_: Plan, idata: InferenceData, results: Results) -> None:
     results.figures["single_var_risk"] = plots.single_var_risk_plot(tables["single_var_risk"])
 
 
-def extend(plan_: Plan, previous: InferenceData) -> Results:
-    """Continue a saved BKMR Gibbs run by sampler.draws more draws per chain."""
+def extend(plan_: Plan, previous: InferenceData) -> dict[str, InferenceData]:
+    """Continue a saved BKMR Gibbs run by sampler.draws more draws per chain, once the model,
+    priors, data, knots and seed are checked to be the saved run's (only the draws differ)."""
     spec = plan_.config.model
     if not isinstance(spec, BkmrSpec) or spec.sampler != "gibbs":
         raise ConfigError("--extend works for BKMR runs with the gibbs sampler")
+    differences = extension_differences(plan_, previous)
+    if differences:
+        raise ConfigError(f"--extend: the saved run differs in: {', '.join(differences)}")
     idata = bkmr.extend_gibbs(previous, plan_.design, spec, plan_.priors, plan_.config.sampler)
-    return summarise(plan_, {"bkmr": idata})
+    store_data(plan_, idata)
+    return {"bkmr": idata}
 
 
-def fit(plan_: Plan) -> Results:
-    """Sample every declared model (seed + i for the i-th) and summarise."""
+def sample_fits(plan_: Plan) -> dict[str, InferenceData]:
+    """Sample every declared model (seed + i for the i-th); each idata also stores the data
+    its summaries read (store_data)."""
     sampler = plan_.config.sampler
     idatas = {
         f.label: f.runner(sampler, i) if f.runner else sample(f.model, sampler, seed_offset=i)
         for i, f in enumerate(plan_.fits)
     }
-    return summarise(plan_, idatas)
+    for idata in idatas.values():
+        store_data(plan_, idata)
+    return idatas
+
+
+def fit(plan_: Plan) -> Results:
+    """Sample and summarise in memory (fit.py saves the posterior in between)."""
+    return summarise(plan_, sample_fits(plan_))
+
+
+# Design fields stored as arrays (dims in the idata); the others go to attrs as JSON
+DESIGN_ARRAYS = {
+    "y": ("obs",),
+    "concentrations": ("obs", "exposure"),
+    "log_exposures": ("obs", "exposure"),
+    "z": ("obs", "exposure"),
+    "log_centre": ("exposure",),
+    "log_scale": ("exposure",),
+    "quantiles": ("obs", "exposure"),
+    "X": ("obs", "covariate"),
+    "ids": ("obs",),
+    "group": ("obs",),
+    "weights": ("obs",),
+}
+DESIGN_ATTR = "bayesmetal_design"
+
+
+def fit_knots(plan_: Plan) -> np.ndarray | None:
+    """BKMR's knot locations (the same choice as the sampler's), or None."""
+    spec = plan_.config.model
+    if not isinstance(spec, BkmrSpec):
+        return None
+    return bkmr.knots_for(plan_.design, spec, plan_.config.sampler.seed)
+
+
+def store_data(plan_: Plan, idata: InferenceData) -> None:
+    """Put the design into a fit's idata (y in observed_data; X, z, the other arrays and BKMR's
+    knots in constant_data; names and scalars in attrs), so that summaries and --extend's
+    checks need the run folder alone, not the data files."""
+    design = plan_.design
+    coords = {
+        "obs": list(range(design.n)),
+        "exposure": list(design.exposures),
+        "covariate": list(design.covariate_columns),
+    }
+    arrays = {
+        name: (dims, np.asarray(getattr(design, name)))
+        for name, dims in DESIGN_ARRAYS.items()
+        if getattr(design, name) is not None
+    }
+    if arrays["ids"][1].dtype == object:  # netCDF stores text, not Python objects
+        arrays["ids"] = (("obs",), arrays["ids"][1].astype(str))
+    knots = fit_knots(plan_)
+    if knots is not None:
+        arrays["knots"] = (("knot", "exposure"), knots)
+        coords["knot"] = list(range(len(knots)))
+    attach_data(idata, "observed_data", {"y": arrays.pop("y")}, coords)
+    attach_data(idata, "constant_data", arrays, coords)
+    scalars = [f.name for f in fields(Design) if f.name not in DESIGN_ARRAYS]
+    idata.attrs[DESIGN_ATTR] = json.dumps({name: getattr(design, name) for name in scalars})
+
+
+def design_from_idata(idata: InferenceData) -> Design:
+    """The Design a fit was sampled on, rebuilt from what store_data put in its idata."""
+    if DESIGN_ATTR not in idata.attrs:
+        raise ConfigError(
+            f"the run's idata has no {DESIGN_ATTR} attribute (written by an older version); "
+            "refit it"
+        )
+    scalars = json.loads(idata.attrs[DESIGN_ATTR])
+    for name in ("exposures", "covariate_columns", "group_levels"):
+        scalars[name] = tuple(scalars[name])
+    scalars["covariate_scaling"] = {k: tuple(v) for k, v in scalars["covariate_scaling"].items()}
+    arrays = stored_data(idata, "observed_data") | stored_data(idata, "constant_data")
+    return Design(**scalars, **{name: arrays.get(name) for name in DESIGN_ARRAYS})
+
+
+def plan_from_run(idatas: dict[str, InferenceData]) -> Plan:
+    """The Plan of a saved run from its idata alone (config, priors, design): summaries are
+    recomputed without the data files."""
+    first = next(iter(idatas.values()))
+    saved = saved_run(first)
+    config = parse_config(saved.config, saved.config.get("source") or "saved run")
+    design = design_from_idata(first)
+    return Plan(config, None, design, saved.priors, declare_models(config, design, saved.priors))
+
+
+# config keys that decide the posterior --extend continues; the sampler's other settings,
+# summaries, output and where the data file lies may change
+EXTEND_COMPARED = ("cohort", "table", "analysis", "model", "sampler.seed")
+EXTEND_FREE = ("table.path", "model.draws_for_h", "model.ngrid")
+
+
+def extension_differences(plan_: Plan, previous: InferenceData) -> list[str]:
+    """What --extend would silently mix: config keys, priors, data and knots that differ
+    between the saved run and this plan."""
+    saved = saved_run(previous)
+    before = _flatten(saved.config)
+    after = _flatten(plan_.config.model_dump(mode="json", by_alias=True))
+    found = [
+        f"{key} ({_short(before.get(key))} -> {_short(after.get(key))})"
+        for key in dict.fromkeys([*before, *after])
+        if _extend_compared(key) and before.get(key) != after.get(key)
+    ]
+    priors = json.loads(json.dumps(plan_.priors))
+    found += [
+        f"priors.{name}"
+        for name in dict.fromkeys([*saved.priors, *priors])
+        if saved.priors.get(name) != priors.get(name)
+    ]
+    old_design = design_from_idata(previous)
+    old_sums, new_sums = saved.provenance.get("data_files_sha256", {}), plan_.table.sources
+    data = [
+        f"checksum of {name}"
+        for name in dict.fromkeys([*old_sums, *new_sums])
+        if old_sums.get(name) != new_sums.get(name)
+    ]
+    data += [
+        name
+        for name in ("y", "X", "z", "group")
+        if not _same_array(getattr(old_design, name), getattr(plan_.design, name))
+    ]
+    if data:
+        found.append(f"data ({', '.join(data)} differ{'s' if len(data) == 1 else ''})")
+    if not _same_array(stored_data(previous, "constant_data").get("knots"), fit_knots(plan_)):
+        found.append("knots")
+    return found
+
+
+def _extend_compared(key: str) -> bool:
+    """Whether a flattened config key takes part in --extend's check."""
+
+    def within(prefixes: tuple[str, ...]) -> bool:
+        return any(key == p or key.startswith(f"{p}.") for p in prefixes)
+
+    return within(EXTEND_COMPARED) and not within(EXTEND_FREE)
+
+
+def _flatten(mapping: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested mappings as {'a.b.c': leaf}."""
+    flat = {}
+    for key, value in mapping.items():
+        if isinstance(value, dict) and value:
+            flat |= _flatten(value, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _short(value: Any, width: int = 40) -> str:
+    """A config value cut to fit in a one-line message."""
+    text = str(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _same_array(a: np.ndarray | None, b: np.ndarray | None) -> bool:
+    """Equal shapes and values, or both absent."""
+    if a is None or b is None:
+        return a is None and b is None
+    return a.shape == b.shape and np.array_equal(a, b)

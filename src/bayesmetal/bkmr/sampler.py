@@ -132,40 +132,39 @@ def _prior_quantile(u: float, quantile: Callable[[float], float]) -> float:
     return float(np.exp(np.clip(np.log(value), -LOG_BOUND + 1, LOG_BOUND - 1)))
 
 
-class _State:
+class ChainState:
     """The current values of one chain and the factorisation of V that goes with them."""
 
-    def __init__(
-        self,
-        data: BkmrData,
-        rng: np.random.Generator,
-        priors: dict[str, Any],
-        functions: PriorFunctions,
-        chain: int,
-        chains: int,
-    ) -> None:
+    def __init__(self, data: BkmrData, priors: dict[str, Any]) -> None:
         self.data = data
-        n, m = data.z.shape
-        self.m = m
-        # probit: y* starts at +-0.5 by outcome; sigma2 is fixed at 1 (identifiability)
-        self.ystar = np.where(data.y > 0, 0.5, -0.5) if data.probit else None
-        self.beta = (
-            np.linalg.lstsq(data.X, self.y - self.y.mean(), rcond=None)[0]
-            if data.X.shape[1]
-            else np.zeros(0)
-        )
-        self.sigma_sq = 1.0 if data.probit else float(np.var(self.y - data.X @ self.beta))
-        # dispersed starts: lambda at spread prior quantiles, r_m at random prior quantiles
-        self.lam = _prior_quantile((chain + 0.5) / chains, functions.quantile_lambda)
-        self.rho = np.array([_prior_quantile(rng.random(), functions.quantile_r) for _ in range(m)])
-        self.delta = (
-            starting_selection(m, data.groups, chain, rng) if data.selection else np.ones(m, int)
-        )
-        self.pi = 0.5
+        self.m = data.z.shape[1]
         self.sigma_prior = None if data.probit else bkmr_priors.params(priors["sigma_sq"])
         self.onehot = data.onehot
         self.same_group = None if self.onehot is None else self.onehot @ self.onehot.T
+        # probit: y* starts at +-0.5 by outcome; sigma2 is fixed at 1 (identifiability)
+        self.ystar = np.where(data.y > 0, 0.5, -0.5) if data.probit else None
+        self.beta = np.zeros(data.X.shape[1])
+        self.sigma_sq, self.lam, self.pi = 1.0, 1.0, 0.5
         self.lam_ri = 1.0 if self.onehot is not None else 0.0
+        self.delta, self.rho = np.ones(self.m, dtype=int), np.ones(self.m)
+        self.factor: Factor | None = None
+
+    def start(
+        self, functions: PriorFunctions, chain: int, chains: int, rng: np.random.Generator
+    ) -> None:
+        """Dispersed starting values: beta by least squares, lambda at spread prior
+        quantiles, r_m at random prior quantiles, indicators by `starting_selection`."""
+        data = self.data
+        if data.X.shape[1]:
+            self.beta = np.linalg.lstsq(data.X, self.y - self.y.mean(), rcond=None)[0]
+        if not data.probit:
+            self.sigma_sq = float(np.var(self.y - data.X @ self.beta))
+        self.lam = _prior_quantile((chain + 0.5) / chains, functions.quantile_lambda)
+        self.rho = np.array(
+            [_prior_quantile(rng.random(), functions.quantile_r) for _ in range(self.m)]
+        )
+        if data.selection:
+            self.delta = starting_selection(self.m, data.groups, chain, rng)
         self.factor = self.make_factor(self.r, self.lam)
 
     @property
@@ -326,7 +325,7 @@ class SelectionMove:
 
 
 def _component_moves(
-    state: _State, rng: np.random.Generator, birth: BirthProposal, logp_r
+    state: ChainState, rng: np.random.Generator, birth: BirthProposal, logp_r
 ) -> Iterator[SelectionMove]:
     """Component-wise: for a random third of the exposures, propose switching in or out.
 
@@ -356,7 +355,7 @@ def _out_move_probability(size: int) -> float:
 
 
 def _group_moves(
-    state: _State, rng: np.random.Generator, groups: np.ndarray, birth: BirthProposal, logp_r
+    state: ChainState, rng: np.random.Generator, groups: np.ndarray, birth: BirthProposal, logp_r
 ) -> Iterator[SelectionMove]:
     """Hierarchical: per group, switch it in (with a random member), or out, or swap the
     included member for another.
@@ -399,7 +398,7 @@ def _group_moves(
             yield SelectionMove(delta, rho, terms, leaving=(old,))
 
 
-def _draw_latent(state: _State, data: BkmrData, rng: np.random.Generator) -> None:
+def _draw_latent(state: ChainState, data: BkmrData, rng: np.random.Generator) -> None:
     """Probit: h | y* by Matheron's rule, then y* | h, beta from truncated normals."""
     from scipy.stats import truncnorm
 
@@ -424,7 +423,7 @@ def _draw_latent(state: _State, data: BkmrData, rng: np.random.Generator) -> Non
     state.ystar = centre + truncnorm.rvs(lower, upper, random_state=rng)
 
 
-def _draw_beta(state: _State, data: BkmrData, prior: dict[str, float], rng) -> np.ndarray:
+def _draw_beta(state: ChainState, data: BkmrData, prior: dict[str, float], rng) -> np.ndarray:
     """beta | rest ~ Normal: precision w X'V^-1X / sigma2 + I / s0^2 (w = 0 without
     likelihood)."""
     p = data.X.shape[1]
@@ -437,7 +436,7 @@ def _draw_beta(state: _State, data: BkmrData, prior: dict[str, float], rng) -> n
     return mean + np.linalg.solve(chol.T, rng.standard_normal(p))
 
 
-def _draw_sigma_sq(state: _State, data: BkmrData, prior: dict[str, float], rng) -> float:
+def _draw_sigma_sq(state: ChainState, data: BkmrData, prior: dict[str, float], rng) -> float:
     """sigma2 | rest ~ InverseGamma(a + w n/2, b + w e'V^-1 e / 2) (w = 0 without
     likelihood)."""
     w = float(data.likelihood)
@@ -462,7 +461,8 @@ def run_chain(
     rng = np.random.default_rng([seed, chain] if resume is None else [seed, chain, resume["step"]])
     has_ri = data.random_intercept is not None
     functions = PriorFunctions.compile(priors, has_ri)
-    state = _State(data, rng, priors, functions, chain, max(chains, chain + 1))
+    state = ChainState(data, priors)
+    state.start(functions, chain, max(chains, chain + 1), rng)
     b_prior = bkmr_priors.params(priors["beta"])
     s_prior = None if data.probit else bkmr_priors.params(priors["sigma_sq"])
     p_prior = bkmr_priors.params(priors["pi"])

@@ -20,6 +20,7 @@ import pytensor.tensor as pt
 
 from bayesmetal import priors as prior_lib
 from bayesmetal.arviz_api import InferenceData, concat_draws, from_chains
+from bayesmetal.bkmr.inclusion import inclusion_check
 from bayesmetal.bkmr.kernel import choose_knots
 from bayesmetal.bkmr.priors import DEFAULT_PRIORS
 from bayesmetal.bkmr.sampler import BkmrData, sample_chains
@@ -97,8 +98,11 @@ def build_bkmr(design: Design, spec: BkmrSpec, priors: dict[str, dict[str, Any]]
             lam_ri = prior_lib.create(priors, "lambda_ri")
             kernel = kernel + lam_ri / lam * pt.as_tensor(onehot @ onehot.T)
         if design.family == "bernoulli":  # probit: h explicit, P(y = 1) = Phi(X beta + h)
-            jitter = H_JITTER * pt.eye(design.n)
-            h = pm.MvNormal("h", mu=pt.zeros(design.n), cov=lam * kernel + jitter, dims="obs")
+            # non-centred, h = L eta: the centred MvNormal left NUTS a step size of ~5e-4 and
+            # the delta flips stuck (h fixed, switching r_m changes h's prior density hugely)
+            eta = pm.Normal("h_eta", 0.0, 1.0, dims="obs")
+            chol = pt.linalg.cholesky(lam * kernel + H_JITTER * pt.eye(design.n))
+            h = pm.Deterministic("h", chol @ eta, dims="obs")
             pm.Bernoulli("y", p=pm.math.invprobit(mean + h), observed=design.y, dims="obs")
         else:
             sigma_sq = prior_lib.create(priors, "sigma_sq")
@@ -145,16 +149,7 @@ def sample_gibbs(
     The chains' final states and frozen proposals go into attrs['bkmr_resume'], so that
     `extend_gibbs` can continue them."""
     knots = knots_for(design, spec, sampler.seed)
-    data = BkmrData(
-        y=design.y,
-        X=covariates(design),
-        z=design.z,
-        knots=knots,
-        selection=spec.selection != "none",
-        groups=group_index(design, spec),
-        probit=design.family == "bernoulli",
-        random_intercept=design.group if spec.random_intercept else None,
-    )
+    data = gibbs_data(design, spec, knots)
     chains, wall = sample_chains(
         data,
         priors,
@@ -192,7 +187,41 @@ def sample_gibbs(
     if knots is not None:
         idata.attrs["knots"] = int(len(knots))
     idata.attrs["bkmr_resume"] = json.dumps([c.resume for c in chains])
+    if resume is None:
+        check_inclusion(idata, data, priors)
     return idata
+
+
+def gibbs_data(design: Design, spec: BkmrSpec, knots: np.ndarray | None) -> BkmrData:
+    """The arrays and structure the Gibbs sampler reads."""
+    return BkmrData(
+        y=design.y,
+        X=covariates(design),
+        z=design.z,
+        knots=knots,
+        selection=spec.selection != "none",
+        groups=group_index(design, spec),
+        probit=design.family == "bernoulli",
+        random_intercept=design.group if spec.random_intercept else None,
+    )
+
+
+def check_inclusion(idata: InferenceData, data: BkmrData, priors: dict[str, Any]) -> None:
+    """attrs['bkmr_conditional_pip']: for each exposure whose indicator never flipped after
+    warm-up, its Rao-Blackwellised PIP (see `bayesmetal.bkmr.inclusion`), which the
+    diagnostics compare with the chains' PIP of exactly 0 or 1."""
+    if not data.selection:
+        return
+    post = idata.posterior
+    names = ["beta", "lambda", "r", "delta", "pi", "lambda_ri", "ystar"]
+    draws = {k: post[k].to_numpy() for k in names if k in post}
+    if "beta" not in draws:
+        draws["beta"] = np.zeros((*draws["lambda"].shape, 0))
+    exposures = list(post["delta"].coords["exposure"].to_numpy())
+    checked = inclusion_check(data, priors, draws)
+    idata.attrs["bkmr_conditional_pip"] = json.dumps(
+        {str(exposures[j]): value for j, value in checked.items()}
+    )
 
 
 def extend_gibbs(
@@ -215,5 +244,8 @@ def extend_gibbs(
     combined.attrs.update({k: v for k, v in added.attrs.items()})
     combined.attrs["wall_time_s"] = round(
         float(previous.attrs.get("wall_time_s", 0)) + float(added.attrs["wall_time_s"]), 2
+    )
+    check_inclusion(
+        combined, gibbs_data(design, spec, knots_for(design, spec, sampler.seed)), priors
     )
     return combined
