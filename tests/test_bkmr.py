@@ -208,29 +208,6 @@ def test_probit_reference_model_declares_latent_h():
     assert "sigma_sq" not in model.named_vars
 
 
-@pytest.mark.slow
-def test_fast_path_agrees_with_the_exact_pymc_model():
-    """Same data, same priors: the Gibbs path and PyMC's compound step (NUTS + binary Gibbs)
-    on the declared model give the same PIPs and variance parameters within MC error."""
-    design, _ = simulate(60, seed=4, m=3)
-    priors = bkmr.default_priors(design)
-    fast = bkmr.sample_gibbs(
-        design, BkmrSpec(name="bkmr"), priors, SamplerSpec(chains=2, tune=1500, draws=3000, seed=1)
-    )
-    model = bkmr.build_bkmr(design, BkmrSpec(name="bkmr", sampler="pymc"), priors)
-    with model:
-        reference = pm.sample(
-            draws=1500, tune=1500, chains=2, random_seed=2, progressbar=False, target_accept=0.9
-        )
-    fast_pip = fast.posterior["delta"].mean(("chain", "draw")).to_numpy()
-    ref_pip = reference.posterior["delta"].mean(("chain", "draw")).to_numpy()
-    assert np.abs(fast_pip - ref_pip).max() < 0.15, (fast_pip, ref_pip)
-    for var in ("sigma_sq", "lambda"):
-        a = np.log(fast.posterior[var].to_numpy()).ravel()
-        b = np.log(reference.posterior[var].to_numpy()).ravel()
-        assert abs(np.median(a) - np.median(b)) < 0.25 * (np.std(a) + np.std(b)), var
-
-
 def test_saved_run_can_be_extended(tmp_path):
     """fit.py --extend continues the saved chains (R's bkmr cannot)."""
     import yaml

@@ -16,38 +16,15 @@ from bayesmetal.bkmr.kernel import (
 )
 from bayesmetal.bkmr.priors import DEFAULT_PRIORS
 from bayesmetal.bkmr.sampler import BkmrData, sample_chains
-from bayesmetal.calibration.prior_recovery import prior_checks
+from bayesmetal.calibration.prior_recovery import (
+    VARIANTS,
+    prior_checks,
+    recover,
+    recovery_data,
+    recovery_priors,
+)
 
 Z_LIMIT = 4.0  # |estimate - prior value| in MCSEs; ~30 checks per variant
-
-
-def _priors(**changes) -> dict:
-    """Package defaults with a proper sigma2 prior (InverseGamma(0.001, 0.001) has no usable
-    quantiles) and a random-intercept prior."""
-    priors = {k: dict(v) for k, v in DEFAULT_PRIORS.items()}
-    priors["sigma_sq"] = {"distribution": "InverseGamma", "alpha": 3.0, "beta": 2.0}
-    priors["lambda_ri"] = dict(DEFAULT_PRIORS["lambda"])
-    return priors | changes
-
-
-def _data(variant: str, likelihood: bool, n: int = 20, m: int = 4, seed: int = 0) -> BkmrData:
-    rng = np.random.default_rng(seed)
-    z = rng.standard_normal((n, m)) if likelihood is False else np.zeros((n, m))
-    y = rng.standard_normal(n)
-    return BkmrData(
-        y=(y > 0).astype(float) if variant == "probit" else y,
-        X=rng.standard_normal((n, 2)),
-        z=z,
-        knots=z[:6].copy() if variant == "knots" else None,
-        selection=variant != "none",
-        probit=variant == "probit",
-        groups=np.array([0, 0, 0, 1][:m]) if variant == "hierarchical" else None,
-        random_intercept=np.arange(n) % 3 if variant == "random_intercept" else None,
-        likelihood=likelihood,
-    )
-
-
-VARIANTS = ["exact", "knots", "hierarchical", "probit", "random_intercept", "none"]
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -55,10 +32,7 @@ def test_without_likelihood_the_sampler_returns_the_prior(variant):
     """Every move's prior, proposal and move-choice terms: with the likelihood off, inclusion
     probabilities are E[pi] (or E[pi] / group size), and r, lambda, lambda_ri, pi, beta and
     sigma2 follow their priors (the birth density's missing -log(2 pi)/2 fails this)."""
-    data = _data(variant, likelihood=False)
-    priors = _priors()
-    chains, _ = sample_chains(data, priors, tune=500, draws=4000, chains=2, seed=3)
-    table = prior_checks(chains, data, priors, all_parameters=True)
+    table = recover(variant, likelihood=False)
     bad = table[table["z"].abs() > Z_LIMIT]
     assert bad.empty, bad.to_string()
     assert len(table) >= 8
@@ -68,10 +42,7 @@ def test_without_likelihood_the_sampler_returns_the_prior(variant):
 def test_constant_exposures_leave_selection_at_its_prior(variant):
     """With every exposure constant the kernel is 1 for any r: the likelihood runs as usual
     but cannot see r, delta or pi, so they must follow their priors."""
-    data = _data(variant, likelihood=True, n=30)
-    priors = _priors()
-    chains, _ = sample_chains(data, priors, tune=500, draws=4000, chains=2, seed=4)
-    table = prior_checks(chains, data, priors, all_parameters=False)
+    table = recover(variant, likelihood=True, seed=4)
     bad = table[table["z"].abs() > Z_LIMIT]
     assert bad.empty, bad.to_string()
 
@@ -90,8 +61,8 @@ def _unnormalised_density(x, mu, sd):
 def test_prior_recovery_detects_the_shipped_move_bugs(monkeypatch, variant, name, broken):
     """The check has power: each of the two bugs the shipped sampler had fails it."""
     monkeypatch.setattr(sampler_module, name, broken)
-    data = _data(variant, likelihood=False)
-    priors = _priors()
+    data = recovery_data(variant, likelihood=False)
+    priors = recovery_priors()
     chains, _ = sample_chains(data, priors, tune=500, draws=4000, chains=1, seed=3)
     table = prior_checks(chains, data, priors, all_parameters=False)
     selection = table[table["quantity"].str.contains("PIP")]
@@ -174,8 +145,8 @@ def test_a_failed_factorisation_is_a_rejected_proposal(monkeypatch):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(sampler_module, "exact_factor", flaky)
-    data = _data("exact", likelihood=True, n=25)
-    chains, _ = sample_chains(data, _priors(), tune=50, draws=100, chains=1, seed=2)
+    data = recovery_data("exact", likelihood=True, n=25)
+    chains, _ = sample_chains(data, recovery_priors(), tune=50, draws=100, chains=1, seed=2)
     assert chains[0].stats["factorisation_failures"] > 0
     assert chains[0].draws["lambda"].shape == (100,)
 
@@ -183,8 +154,8 @@ def test_a_failed_factorisation_is_a_rejected_proposal(monkeypatch):
 def test_flip_records_count_proposals_per_exposure():
     """sample_stats 'flip' records, per draw and exposure, the in/out proposal and its fate;
     accepted flips are exactly the changes of delta between consecutive draws."""
-    data = _data("exact", likelihood=False)
-    chains, _ = sample_chains(data, _priors(), tune=100, draws=500, chains=1, seed=5)
+    data = recovery_data("exact", likelihood=False)
+    chains, _ = sample_chains(data, recovery_priors(), tune=100, draws=500, chains=1, seed=5)
     flips, delta = chains[0].sample_stats["flip"], chains[0].draws["delta"]
     changed = np.diff(delta, axis=0) != 0
     accepted = np.isin(flips[1:], [sampler_module.IN_ACCEPTED, sampler_module.OUT_ACCEPTED])

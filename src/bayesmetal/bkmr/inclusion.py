@@ -19,8 +19,8 @@ from scipy.special import logsumexp
 from bayesmetal.bkmr import priors as bkmr_priors
 from bayesmetal.bkmr.sampler import BkmrData, ChainState
 
-DRAWS = 10  # kept draws, evenly spaced, at which the conditional probability is computed
-GRID = 12  # stratified prior quantiles of r_m
+DRAWS = 6  # kept draws, evenly spaced, at which the conditional probability is computed
+GRID = 8  # stratified prior quantiles of r_m
 DECISIVE = 0.01  # a never-flipped PIP of 0 (1) is decisive if this is below 1% (above 99%)
 
 

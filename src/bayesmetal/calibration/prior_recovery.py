@@ -20,9 +20,55 @@ from scipy import stats
 
 from bayesmetal.arviz_api import mcse_mean
 from bayesmetal.bkmr import priors as bkmr_priors
-from bayesmetal.bkmr.sampler import BkmrData, Chain
+from bayesmetal.bkmr.priors import DEFAULT_PRIORS
+from bayesmetal.bkmr.sampler import BkmrData, Chain, sample_chains
 
 QUANTILES = (0.25, 0.5, 0.9)
+VARIANTS = ("exact", "knots", "hierarchical", "probit", "random_intercept", "none")
+
+
+def recovery_priors() -> dict[str, dict[str, Any]]:
+    """The package defaults with a proper sigma2 prior (InverseGamma(0.001, 0.001) has no
+    usable quantiles) and a random-intercept prior like lambda's."""
+    priors = {k: dict(v) for k, v in DEFAULT_PRIORS.items()}
+    priors["sigma_sq"] = {"distribution": "InverseGamma", "alpha": 3.0, "beta": 2.0}
+    priors["lambda_ri"] = dict(DEFAULT_PRIORS["lambda"])
+    return priors
+
+
+def recovery_data(
+    variant: str, likelihood: bool, n: int = 20, m: int = 4, seed: int = 0
+) -> BkmrData:
+    """Data for a variant: with the likelihood off (any exposures), or on with constant
+    exposures (the kernel is then 1 whatever r is). Hierarchical: groups {0, 1, 2}, {3}."""
+    if variant not in VARIANTS:
+        raise ValueError(f"variant {variant!r}: one of {', '.join(VARIANTS)}")
+    rng = np.random.default_rng(seed)
+    z = np.zeros((n, m)) if likelihood else rng.standard_normal((n, m))
+    y = rng.standard_normal(n)
+    return BkmrData(
+        y=(y > 0).astype(float) if variant == "probit" else y,
+        X=rng.standard_normal((n, 2)),
+        z=z,
+        knots=z[:6].copy() if variant == "knots" else None,
+        selection=variant != "none",
+        probit=variant == "probit",
+        groups=np.array([0, 0, 0, 1, 1, 1][:m]) if variant == "hierarchical" else None,
+        random_intercept=np.arange(n) % 3 if variant == "random_intercept" else None,
+        likelihood=likelihood,
+    )
+
+
+def recover(
+    variant: str, likelihood: bool = False, draws: int = 4000, chains: int = 2, seed: int = 3
+) -> pd.DataFrame:
+    """Run the sampler on `recovery_data` and check the prior (every parameter with the
+    likelihood off; r, delta and pi with constant exposures)."""
+    data = recovery_data(variant, likelihood, n=30 if likelihood else 20)
+    priors = recovery_priors()
+    sampled, _ = sample_chains(data, priors, tune=500, draws=draws, chains=chains, seed=seed)
+    table = prior_checks(sampled, data, priors, all_parameters=not likelihood)
+    return table.assign(variant=variant, likelihood="constant exposures" if likelihood else "off")
 
 
 def _stack(chains: list[Chain], name: str) -> np.ndarray:
