@@ -325,3 +325,24 @@ def test_never_flipped_pips_pass_only_when_decisive_and_stuck_chains_are_flagged
     del idata.attrs["bkmr_conditional_pip"]
     unchecked = check(idata, ["delta"], DiagnosticTargets(min_ess=10), "t").set_index("parameter")
     assert not unchecked.loc["delta[a]", "ok"]  # never flipped and nothing shows it decisive
+
+
+def test_verdict_says_how_many_draws_reach_the_ess_target():
+    from bayesmetal.diagnostics import verdict
+
+    table = pd.DataFrame(
+        {
+            "fit": ["bkmr", "bkmr"],
+            "parameter": ["r[a]", "lambda"],
+            "rhat": [1.0, 1.0],
+            "ess_bulk": [200.0, 900.0],
+            "ess_tail": [250.0, 900.0],
+            "divergences": [0, 0],
+            "problems": ["ESS 200 < 400", ""],
+            "ok": [False, True],
+        }
+    )
+    line = verdict(table, draws=1000, min_ess=400)
+    assert line.startswith("NOT CONVERGED") and "raise sampler.draws to about 2400" in line
+    assert "--set sampler.draws=1400" in line
+    assert verdict(table[table["ok"]], draws=1000).startswith("converged")

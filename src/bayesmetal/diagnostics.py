@@ -92,8 +92,9 @@ def flip_counts(idata: InferenceData) -> pd.DataFrame:
     return pd.DataFrame({"parameter": [f"delta[{e}]" for e in exposures], **table})
 
 
-def verdict(table: pd.DataFrame) -> str:
-    """One line for the terminal and the report."""
+def verdict(table: pd.DataFrame, draws: int | None = None, min_ess: float = 400) -> str:
+    """One line for the terminal and the report; when an ESS falls short and `draws` (per
+    chain) is given, it says how many draws would reach the target (ESS grows with draws)."""
     bad = table[~table["ok"]]
     if bad.empty:
         return (
@@ -101,6 +102,15 @@ def verdict(table: pd.DataFrame) -> str:
             f"{table['ess_bulk'].min():.0f}, min tail ESS {table['ess_tail'].min():.0f}, "
             f"{int(table.groupby('fit')['divergences'].first().sum())} divergences"
         )
-    return f"NOT CONVERGED for {len(bad)} parameter(s): " + "; ".join(
+    line = f"NOT CONVERGED for {len(bad)} parameter(s): " + "; ".join(
         f"{r.fit}/{r.parameter}: {r.problems}" for r in bad.head(5).itertuples()
     )
+    short = bad[bad["problems"].str.contains("ESS")]
+    if draws and not short.empty:
+        lowest = float(short[["ess_bulk", "ess_tail"]].min(axis=1).min())
+        needed = int(np.ceil(draws * 1.2 * min_ess / max(lowest, 1.0) / 100) * 100)
+        line += (
+            f". To reach ESS {min_ess:g}, raise sampler.draws to about {needed} "
+            f"(or continue a BKMR run: --extend RUN --set sampler.draws={needed - draws})"
+        )
+    return line

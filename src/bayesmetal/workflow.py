@@ -81,7 +81,10 @@ class Results:
 
     @property
     def verdict(self) -> str:
-        return diagnostics.verdict(self.diagnostics)
+        draws = max(idata.posterior.sizes["draw"] for idata in self.idatas.values())
+        return diagnostics.verdict(
+            self.diagnostics, draws, self.plan.config.summaries.targets.min_ess
+        )
 
 
 def load_data(config: RunConfig, data_dir: Path | None = None) -> AnalysisTable:
