@@ -196,3 +196,43 @@ def test_a_stuck_birth_move_is_flagged_not_read_as_a_decisive_pip(monkeypatch):
     table = check(idata, ["delta"], DiagnosticTargets(), "bkmr").set_index("parameter")
     assert idata.posterior["delta"].sel(exposure="a").to_numpy().max() == 0
     assert not table.loc["delta[a]", "ok"] and "stuck" in table.loc["delta[a]", "problems"]
+
+
+@pytest.mark.parametrize("amplitude, frequency", [(0.5, 5), (0.6, 3), (1.0, 8)])
+def test_conditional_pip_integrates_r_over_the_whole_prior(amplitude, frequency):
+    """Curved effects put the likelihood's peak at r = 1-10, in the top 1% of the default
+    prior, where a grid of prior quantiles had no point (it gave 0.2 for a conditional PIP of
+    1, calling a decisive inclusion stuck). Reference: 3,000 points in log r from 0.01 to
+    e^15, with the Pareto(1, 0.01) density 0.01 / r per unit of log r."""
+    from scipy.special import logsumexp
+
+    from bayesmetal.bkmr.inclusion import conditional_pip
+    from bayesmetal.bkmr.sampler import ChainState
+
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((60, 2))
+    y = amplitude * np.sin(frequency * z[:, 0]) + rng.normal(0, 0.3, 60)
+    data = BkmrData(y=y, X=np.zeros((60, 0)), z=z)
+    priors = recovery_priors()
+    draws = {
+        "lambda": np.full(4, 10.0),
+        "beta": np.zeros((4, 0)),
+        "r": np.zeros((4, 2)),
+        "pi": np.full(4, 0.5),
+    }
+    state = ChainState(data, priors)
+    state.lam = 10.0
+    log_r = np.linspace(np.log(0.01), 15, 3000)
+    loglik = [state.loglik(state.make_factor(np.array([np.exp(v), 0.0]), 10.0)) for v in log_r]
+    log_in = logsumexp(np.array(loglik) + np.log(0.01) - log_r + np.log(log_r[1] - log_r[0]))
+    log_out = state.loglik(state.make_factor(np.zeros(2), 10.0))
+    reference = 1 / (1 + np.exp(log_out - log_in))
+    assert conditional_pip(data, priors, draws, 0) == pytest.approx(reference, abs=0.01)
+
+
+def test_priors_the_sampler_would_truncate_are_refused():
+    from bayesmetal.errors import ConfigError
+
+    wide = recovery_priors() | {"lambda": {"distribution": "LogNormal", "mu": 0, "sigma": 10}}
+    with pytest.raises(ConfigError, match="priors.lambda: .* outside"):
+        sample_chains(recovery_data("exact", False), wide, tune=5, draws=5, chains=1, seed=1)

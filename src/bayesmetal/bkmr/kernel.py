@@ -33,16 +33,19 @@ def _cholesky(matrix: np.ndarray):
     return chol, float(2.0 * np.log(np.diag(chol[0])).sum())
 
 
-def robust_cholesky(matrix: np.ndarray, jitter: float = 1e-8) -> np.ndarray:
+def robust_cholesky(
+    matrix: np.ndarray, jitter: float = 1e-8, max_jitter: float = 1e-2
+) -> np.ndarray:
     """Lower Cholesky factor of a covariance for drawing from it: the jitter (relative to the
-    mean diagonal) grows 100-fold until the factorisation succeeds, up to 1e-2, because a
-    kernel matrix can be singular to working precision (many r_m = 0, or near-equal points)."""
+    mean diagonal) grows 100-fold until the factorisation succeeds, up to `max_jitter`
+    (LinAlgError beyond), because a kernel matrix can be singular to working precision (many
+    r_m = 0, or near-equal points)."""
     scale = float(np.mean(np.diag(matrix))) or 1.0
     while True:
         try:
             return np.linalg.cholesky(matrix + jitter * scale * np.eye(len(matrix)))
         except np.linalg.LinAlgError:
-            if jitter >= 1e-2:
+            if jitter >= max_jitter:
                 raise
             jitter *= 100
 

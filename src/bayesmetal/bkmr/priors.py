@@ -57,6 +57,31 @@ def quantile_function(spec: dict[str, Any], key: str) -> Callable[[float], float
     return lambda q: float(fn(q))
 
 
+def mass_outside(spec: dict[str, Any], key: str, low: float, high: float) -> float | None:
+    """Prior probability below `low` or above `high` (None when PyMC has no CDF for it)."""
+    x = pt.dscalar("x")
+    try:
+        cdf = pytensor.function([x], pt.exp(pm.logcdf(dist(spec, key), x)))
+        return float(cdf(low) + 1.0 - cdf(high))
+    except NotImplementedError:
+        return None
+
+
+def check_support(priors: dict[str, dict[str, Any]], log_bound: float, limit: float = 1e-6) -> None:
+    """The Gibbs sampler covers lambda, lambda_ri and r in [e^-bound, e^bound]; a prior with
+    more than `limit` of its mass outside would be silently truncated, so it is refused."""
+    for key in ("r", "lambda", "lambda_ri"):
+        if key not in priors:
+            continue
+        mass = mass_outside(priors[key], key, np.exp(-log_bound), np.exp(log_bound))
+        if mass is not None and mass > limit:
+            raise ConfigError(
+                f"priors.{key}: {mass:.1e} of its mass lies outside [e^-{log_bound:g}, "
+                f"e^{log_bound:g}], the range the BKMR Gibbs sampler covers; narrow the prior "
+                "or use model.sampler: pymc"
+            )
+
+
 CONJUGATE_PARAMETERS = {
     "Normal": {"mu", "sigma"},
     "InverseGamma": {"alpha", "beta"},

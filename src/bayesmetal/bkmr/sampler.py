@@ -36,6 +36,7 @@ from bayesmetal.bkmr.kernel import (
     gaussian_loglik,
     kernel,
     knots_factor,
+    low_rank_basis,
     robust_cholesky,
     sigma_marginal_loglik,
 )
@@ -399,19 +400,19 @@ def _group_moves(
 
 
 def _draw_latent(state: ChainState, data: BkmrData, rng: np.random.Generator) -> None:
-    """Probit: h | y* by Matheron's rule, then y* | h, beta from truncated normals."""
+    """Probit: h | y* by Matheron's rule, then y* | h, beta from truncated normals.
+
+    Matheron's rule is exact when the prior draw h0 has covariance V - I: with knots h0 uses
+    the very basis of the factor; exactly, a Cholesky of K with a relative jitter of at most
+    1e-6 (a LinAlgError beyond it makes the caller skip this update)."""
     from scipy.stats import truncnorm
 
     n = len(data.y)
-    lam = state.lam
     if data.knots is None:
-        h0 = (
-            np.sqrt(lam) * robust_cholesky(kernel(data.z, data.z, state.r)) @ rng.standard_normal(n)
-        )
+        basis = robust_cholesky(kernel(data.z, data.z, state.r), max_jitter=1e-6)
     else:
-        l_kk = robust_cholesky(kernel(data.knots, data.knots, state.r))
-        u = np.linalg.solve(l_kk, kernel(data.knots, data.z, state.r)).T
-        h0 = np.sqrt(lam) * u @ rng.standard_normal(u.shape[1])
+        basis = low_rank_basis(data.z, data.knots, state.r)
+    h0 = np.sqrt(state.lam) * basis @ rng.standard_normal(basis.shape[1])
     if state.onehot is not None:  # f = h + u: add a prior draw of the random intercepts
         h0 = h0 + np.sqrt(state.lam_ri) * state.onehot @ rng.standard_normal(state.onehot.shape[1])
     mean = data.X @ state.beta
@@ -497,7 +498,7 @@ def run_chain(
     }
     flips = np.zeros((draws, m), dtype=np.int8)
     acc = {"block": [0, 0], "flip": [0, 0]}
-    rejected = {"factorisation_failures": 0, "out_of_bounds": 0}
+    rejected = {"factorisation_failures": 0, "out_of_bounds": 0, "latent_skipped": 0}
     if data.probit:
         out["ystar"] = np.empty((draws, n), dtype=np.float32)
     if has_ri:
@@ -505,7 +506,10 @@ def run_chain(
     for it in range(tune + draws):
         warm = it < tune
         if data.probit and data.likelihood:
-            _draw_latent(state, data, rng)
+            try:  # skipping depends on r alone, which this update leaves: still a valid kernel
+                _draw_latent(state, data, rng)
+            except np.linalg.LinAlgError:
+                rejected["latent_skipped"] += 1
         if p:
             state.beta = _draw_beta(state, data, b_prior, rng)
         loglik = state.loglik(state.factor)
@@ -635,6 +639,7 @@ def sample_chains(
     """Run chains in parallel processes (one BLAS thread each); returns chains and wall time.
     `resume` (one entry per chain) continues earlier chains instead of starting new ones."""
     bkmr_priors.check_conjugate(priors, probit=data.probit)
+    bkmr_priors.check_support(priors, LOG_BOUND)
     start = time.perf_counter()
     jobs = [
         (data, priors, tune, draws, seed, c, resume[c] if resume else None, chains)
