@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     ranks = run_sbc(args.variants, args.replicates, settings, args.workers, progress_printer(start))
     table = uniformity_table(ranks, args.bins, args.alpha)
-    with atomic_folder(args.out, overwrite=args.overwrite) as folder:
+    with atomic_folder(args.out, overwrite=args.overwrite, kind="calibrate") as folder:
         write_sbc(folder, ranks, table, args.bins, settings)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     verdicts = variant_verdicts(table)

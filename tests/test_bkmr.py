@@ -24,8 +24,13 @@ def simulate(n: int, seed: int, m: int = 5):
     logs = rng.standard_normal((n, m))
     frame = pd.DataFrame(np.exp(logs), columns=[f"x{j + 1}" for j in range(m)])
     frame["age"] = rng.uniform(0, 1, n)
-    design0 = make_design(
-        frame.assign(y=0.0), "y", "gaussian", list(frame.columns[:m]), ["age"], id_column="none"
+    design0 = make_design(  # a placeholder outcome: only z is read from it
+        frame.assign(y=np.arange(n, dtype=float)),
+        "y",
+        "gaussian",
+        list(frame.columns[:m]),
+        ["age"],
+        id_column="none",
     )
     z = design0.z
     h = 0.5 * z[:, 0] + np.sin(z[:, 1])

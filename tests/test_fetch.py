@@ -1,5 +1,6 @@
 """The downloader against a local HTTP server on 127.0.0.1 (there is no internet here)."""
 
+import errno
 import http.server
 import shutil
 import socket
@@ -7,8 +8,12 @@ import threading
 
 import pytest
 
-from bayesmetal.errors import FetchError
-from bayesmetal.fetch import fetch, fetch_file
+from bayesmetal import fetch as fetch_module
+from bayesmetal import xpt
+from bayesmetal.errors import ConfigError, FetchError
+from bayesmetal.fetch import REPLACED, fetch, fetch_file
+
+from .test_xpt import cut_copy
 
 
 class Handler(http.server.SimpleHTTPRequestHandler):
@@ -31,8 +36,14 @@ class Handler(http.server.SimpleHTTPRequestHandler):
 
 
 @pytest.fixture()
-def server(tmp_path, synthetic_nhanes):
-    root = tmp_path / "www"
+def www(tmp_path):
+    """The folder the server serves: <first year>/DataFiles/<NAME>.xpt, like CDC."""
+    return tmp_path / "www"
+
+
+@pytest.fixture()
+def server(www, synthetic_nhanes):
+    root = www
     files = root / "2013" / "DataFiles"
     files.mkdir(parents=True)
     shutil.copy(synthetic_nhanes / "2013-2014" / "DEMO_H.XPT", files / "DEMO_H.xpt")
@@ -98,3 +109,127 @@ def test_offline_is_a_clear_error(tmp_path):
         port = sock.getsockname()[1]
     with pytest.raises(FetchError, match="cannot reach.*offline"):
         fetch(["2013-2014"], ["DEMO"], tmp_path, base_url=f"http://127.0.0.1:{port}", timeout=5)
+
+
+@pytest.fixture()
+def catalogued_pbcd(synthetic_nhanes, monkeypatch):
+    """Synthetic PBCD_H standing in for a catalogued CDC file."""
+    full = synthetic_nhanes / "2013-2014" / "PBCD_H.XPT"
+    monkeypatch.setattr(
+        xpt, "catalogue", lambda: {"2013-2014/PBCD_H.XPT": xpt.catalogue_entry(full)}
+    )
+    return full
+
+
+def test_catalogued_file_cut_at_a_record_boundary_is_not_kept(
+    server, www, catalogued_pbcd, tmp_path
+):
+    cut_copy(catalogued_pbcd, www / "2013" / "DataFiles" / "PBCD_H.xpt", "whole")
+    dest = tmp_path / "nhanes"
+    with pytest.raises(
+        FetchError,
+        match=r"PBCD_H\.xpt is truncated: .* imply 250 observations but the CDC file has 500 "
+        r".*the download was not kept",
+    ):
+        fetch(["2013-2014"], ["PBCD"], dest, base_url=server, timeout=10)
+    assert _no_partial_files(dest) == []
+
+
+def test_real_cdc_file_cut_at_a_record_boundary_is_not_kept(server, www, shared_nhanes, tmp_path):
+    full = shared_nhanes / "2017-2018" / "PBCD_J.XPT"
+    layout = xpt.read_layout(full)
+    served = www / "2017" / "DataFiles" / "PBCD_J.xpt"
+    served.parent.mkdir(parents=True)
+    served.write_bytes(full.read_bytes()[: layout.data_start + 4170 * layout.row_length])
+    dest = tmp_path / "nhanes"
+    with pytest.raises(FetchError, match=r"4,170 observations but the CDC file has 8,366"):
+        fetch(["2017-2018"], ["PBCD"], dest, base_url=server, timeout=10)
+    assert _no_partial_files(dest) == []
+    shutil.copy(full, served)
+    [result] = fetch(["2017-2018"], ["PBCD"], dest, base_url=server, timeout=10)
+    assert (result.status, result.verification) == ("downloaded", xpt.CATALOGUE_VERIFIED)
+
+
+def test_present_truncated_file_is_replaced(server, www, catalogued_pbcd, tmp_path):
+    shutil.copy(catalogued_pbcd, www / "2013" / "DataFiles" / "PBCD_H.xpt")
+    dest = tmp_path / "nhanes"
+    cut_copy(catalogued_pbcd, dest / "2013-2014" / "PBCD_H.XPT", "whole")  # looks whole
+    cut_copy(catalogued_pbcd, dest / "2013-2014" / "DEMO_H.XPT", "record")  # damaged DEMO
+    results = fetch(["2013-2014"], ["PBCD", "DEMO"], dest, base_url=server, timeout=10)
+    assert [(r.status, r.verification) for r in results] == [
+        (REPLACED, xpt.CATALOGUE_VERIFIED),
+        (REPLACED, xpt.STRUCTURE_ONLY),
+    ]
+    assert (dest / "2013-2014" / "PBCD_H.XPT").read_bytes() == catalogued_pbcd.read_bytes()
+    again = fetch(["2013-2014"], ["PBCD"], dest, base_url=server, timeout=10)
+    assert (again[0].status, again[0].verification) == ("present", xpt.CATALOGUE_VERIFIED)
+
+
+@pytest.mark.parametrize("component", ["../../x", "DEMO/../../X", "..", "demo", "DEMO H", ""])
+def test_components_that_are_not_dataset_names_are_refused(tmp_path, component):
+    with pytest.raises(ConfigError, match=r"--components"):
+        fetch(["2013-2014"], [component], tmp_path / "dest", base_url="http://127.0.0.1:9")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cycle_that_is_not_a_label_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match=r"unknown NHANES cycle '\.\./\.\./x'"):
+        fetch(["../../x"], ["DEMO"], tmp_path / "dest", base_url="http://127.0.0.1:9")
+
+
+def test_target_outside_dest_is_refused(tmp_path):
+    (tmp_path / "dest").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "dest" / "2013-2014").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(ConfigError, match=r"2013-2014/DEMO would be written outside --dest"):
+        fetch(["2013-2014"], ["DEMO"], tmp_path / "dest", base_url="http://127.0.0.1:9")
+
+
+@pytest.mark.parametrize("base_url", ["notaurl", "ftp://x", "http://", "http://[::1", "file:///x"])
+def test_bad_base_url_is_a_named_error(tmp_path, base_url):
+    with pytest.raises(FetchError, match=r"--base-url"):
+        fetch(["2013-2014"], ["DEMO"], tmp_path, base_url=base_url)
+
+
+def test_url_that_urllib_refuses_is_a_named_error(tmp_path):
+    with pytest.raises(FetchError, match=r"is not a valid address: nonnumeric port"):
+        fetch(["2013-2014"], ["DEMO"], tmp_path, base_url="http://127.0.0.1:port")
+
+
+def test_full_disk_is_a_named_error_and_leaves_nothing(server, tmp_path, monkeypatch):
+    real_open = open
+
+    class FullDisk:
+        """A file on a disk that fills up after the first bytes."""
+
+        def __init__(self, path, mode):
+            self.file = real_open(path, mode)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.file.close()
+
+        def write(self, block):
+            self.file.write(block[:100])
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(fetch_module, "open", FullDisk, raising=False)
+    dest = tmp_path / "nhanes"
+    with pytest.raises(
+        FetchError,
+        match=r"disk is full: cannot write \S*nhanes/2013-2014/DEMO_H\.XPT \(downloading",
+    ):
+        fetch(["2013-2014"], ["DEMO"], dest, base_url=server, timeout=10)
+    assert _no_partial_files(dest) == []
+
+
+def test_cli_prints_the_verification_and_refuses_a_bad_url(server, tmp_path, capsys):
+    from bayesmetal.cli import fetch_main
+
+    args = ["--cycles", "2013-2014", "--components", "DEMO", "--dest", str(tmp_path)]
+    assert fetch_main([*args, "--base-url", server]) == 0
+    assert f"bytes, {xpt.OTHER_RELEASE})" in capsys.readouterr().out
+    assert fetch_main([*args, "--base-url", "notaurl"]) == 2
+    assert "error: --base-url 'notaurl'" in capsys.readouterr().err

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import functools
 import json
+import os
 import sys
 import time
 import traceback
@@ -18,12 +21,88 @@ from bayesmetal.cohort import AnalysisTable, load_cohort
 from bayesmetal.config import RunConfig, load_config
 from bayesmetal.errors import BayesmetalError
 from bayesmetal.plots import correlation_heatmap
-from bayesmetal.runs import FAILURE_FILE, atomic_folder
+from bayesmetal.runs import FAILURE_FILE, atomic_folder, check_dest
 from bayesmetal.summaries import describe
 
 if TYPE_CHECKING:
     from bayesmetal.arviz_api import InferenceData
     from bayesmetal.workflow import Plan, Results
+
+
+EXIT_OK, EXIT_INPUT, EXIT_FAILURE, EXIT_INTERRUPTED = 0, 2, 3, 130
+DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
+
+
+def log_folder() -> Path:
+    """Where tracebacks of unexpected errors go: $BAYESMETAL_LOG_DIR, else the user's cache."""
+    configured = os.environ.get("BAYESMETAL_LOG_DIR")
+    if configured:
+        return Path(configured)
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "bayesmetal" / "logs"
+
+
+def write_log(command: str, trace: str) -> Path | None:
+    """Save a traceback as <log folder>/<command>-<time>-<pid>.log; None if that fails too."""
+    path = log_folder() / f"{command}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"bayesmetal {__version__}\nargv: {sys.argv}\n\n{trace}")
+    except OSError:
+        return None
+    return path
+
+
+def guarded(command: str) -> Callable[[Callable[..., int]], Callable[..., int]]:
+    """Wrap a CLI entry point so that no failure ends in a bare traceback.
+
+    Exit codes: 0 done; 2 bad input or configuration (nothing written); 3 a failure at run
+    time (full disk, a bug: one line here, the traceback in a log file); 130 interrupted
+    (Ctrl-C: nothing half-written is left).
+    """
+
+    def wrap(main: Callable[..., int]) -> Callable[..., int]:
+        @functools.wraps(main)
+        def run(argv: list[str] | None = None) -> int:
+            try:
+                return main(argv)
+            except BayesmetalError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return EXIT_INPUT
+            except KeyboardInterrupt as exc:
+                detail = f" ({exc})" if str(exc) else ""
+                print(
+                    f"interrupted{detail}: stopped cleanly, no result was written",
+                    file=sys.stderr,
+                )
+                return EXIT_INTERRUPTED
+            except OSError as exc:
+                if exc.errno not in DISK_FULL:
+                    return _unexpected(command, exc)
+                print(
+                    f"error: the disk is full ({exc.filename or 'while writing'}); nothing "
+                    "was written: free some space and run again",
+                    file=sys.stderr,
+                )
+                return EXIT_FAILURE
+            except Exception as exc:
+                return _unexpected(command, exc)
+
+        return run
+
+    return wrap
+
+
+def _unexpected(command: str, exc: BaseException) -> int:
+    log = write_log(command, traceback.format_exc())
+    where = f"traceback in {log}" if log else "the traceback could not be saved"
+    reason = (str(exc).splitlines() or [""])[0]
+    print(
+        f"error: unexpected {type(exc).__name__}: {reason} ({where}); nothing half-written "
+        "was left. Please report it with that file.",
+        file=sys.stderr,
+    )
+    return EXIT_FAILURE
 
 
 def resolve_data_dir(config: RunConfig, override: str | None) -> Path:
@@ -52,6 +131,7 @@ def write_descriptives(table: AnalysisTable, config: RunConfig, folder: Path) ->
     (folder / "provenance.json").write_text(json.dumps(provenance, indent=2))
 
 
+@guarded("describe")
 def describe_main(argv: list[str] | None = None) -> int:
     """`describe.py CONFIG --out DIR`: descriptive tables of a cohort."""
     parser = argparse.ArgumentParser(description="Descriptive tables of a configured cohort.")
@@ -60,19 +140,16 @@ def describe_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", help="NHANES folder (overrides data.nhanes_dir)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     args = parser.parse_args(argv)
-    try:
-        config = load_config(args.config)
-        table = load_cohort(config.cohort, resolve_data_dir(config, args.data_dir))
-        with atomic_folder(Path(args.out), overwrite=args.overwrite) as folder:
-            write_descriptives(table, config, folder)
-    except BayesmetalError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    config = load_config(args.config)
+    table = load_cohort(config.cohort, resolve_data_dir(config, args.data_dir))
+    with atomic_folder(Path(args.out), overwrite=args.overwrite, kind="describe") as folder:
+        write_descriptives(table, config, folder)
     print(table.flow.to_string(index=False))
     print(f"\nwrote {args.out}: flow.csv table1.csv table2.csv correlations.csv/.png")
     return 0
 
 
+@guarded("fetch")
 def fetch_main(argv: list[str] | None = None) -> int:
     """`fetch_nhanes.py --cycles ... --components ... --dest DIR`: download CDC files."""
     from bayesmetal.fetch import CDC_BASE_URL, fetch
@@ -90,7 +167,7 @@ def fetch_main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     for result in results:
-        print(f"{result.status:>10}  {result.path}  ({result.size} bytes)")
+        print(f"{result.status:>10}  {result.path}  ({result.size} bytes, {result.verification})")
     return 0
 
 
@@ -103,44 +180,51 @@ def default_run_folder(config: RunConfig, config_path: str) -> Path:
 def write_run_folder(
     dest: Path,
     overwrite: bool,
-    write_posterior: Callable[[Path], None],
+    posterior: Callable[[Path], dict[str, InferenceData]],
     planned: Plan,
-    idatas: dict[str, InferenceData],
-) -> Results | Exception:
+) -> Results | BaseException:
     """Posterior first, then summaries, in a folder renamed into place at the end.
 
-    An error in the summaries still completes the folder (posterior, config and
-    summaries_failed.txt with the traceback) and is returned; an interrupt there does the same
-    and is then re-raised. A failure while writing the posterior leaves nothing.
+    `posterior` samples (or loads) the posterior and writes its files into the folder; it runs
+    inside atomic_folder, so `dest` is locked against a second writer while chains run.
+
+    An error or an interrupt in the summaries still completes the folder (posterior, config
+    and summaries_failed.txt with the traceback) and is returned. A failure while writing the
+    posterior leaves nothing.
     """
     from bayesmetal import workflow
     from bayesmetal.runs import record_failure, write_summaries
 
     failure: BaseException | None = None
     with atomic_folder(dest, overwrite=overwrite) as folder:
-        write_posterior(folder)
+        idatas = posterior(folder)
         try:
             results = workflow.summarise(planned, idatas)
             write_summaries(folder, results)
         except (Exception, KeyboardInterrupt) as exc:
             failure = exc
             record_failure(folder, traceback.format_exc())
-    if isinstance(failure, KeyboardInterrupt):
-        raise failure
     return failure or results
 
 
-def report_run(outcome: Results | Exception, folder: Path) -> int:
-    """Print the verdict and tables (exit code 0), or one line on failed summaries (3)."""
+def report_run(outcome: Results | BaseException, folder: Path) -> int:
+    """Print the verdict and tables (exit code 0), or one line on failed (3) or interrupted
+    (130) summaries: the posterior is saved either way."""
+    retry = f"finish with: python scripts/fit.py --summarise {folder}"
+    if isinstance(outcome, KeyboardInterrupt):
+        print(
+            f"interrupted during the summaries; the posterior is saved in {folder}/; {retry}",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
     if isinstance(outcome, Exception):
         reason = (str(outcome).splitlines() or [""])[0]
         print(
             f"error: summaries failed ({type(outcome).__name__}: {reason}); the posterior is "
-            f"saved in {folder}/ (traceback in {FAILURE_FILE}); "
-            f"retry with: python scripts/fit.py --summarise {folder}",
+            f"saved in {folder}/ (traceback in {FAILURE_FILE}); {retry}",
             file=sys.stderr,
         )
-        return 3
+        return EXIT_FAILURE
     print(outcome.verdict)
     for name, table in outcome.tables.items():
         print(f"\n{name}:\n{table.to_string(index=False, float_format=lambda v: f'{v:.4g}')}")
@@ -157,20 +241,25 @@ def summarise_run(run: Path) -> int:
     try:
         idatas = load_run(run)
         planned = workflow.plan_from_run(idatas)
-        outcome = write_run_folder(
-            run, True, lambda folder: copy_posterior(run, folder), planned, idatas
-        )
+
+        def posterior(folder: Path) -> dict[str, InferenceData]:
+            copy_posterior(run, folder)
+            return idatas
+
+        outcome = write_run_folder(run, True, posterior, planned)
     except BayesmetalError as exc:
         print(f"error: --summarise {run}: {exc}", file=sys.stderr)
         return 2
     return report_run(outcome, run)
 
 
+@guarded("fit")
 def fit_main(argv: list[str] | None = None) -> int:
     """`fit.py CONFIG`: fit the configured model and write a complete run folder.
 
-    Exit codes: 0 done; 2 an error before the posterior was saved (nothing written);
-    3 the posterior is saved but summaries failed (retry with --summarise RUN).
+    Exit codes (see `guarded`): 0 done; 2 bad input or configuration, found before anything
+    was written; 3 a failure at run time (if the summaries failed, the posterior is saved:
+    retry with --summarise RUN); 130 interrupted.
     """
     from bayesmetal import workflow
     from bayesmetal.runs import write_posterior
@@ -211,46 +300,41 @@ def fit_main(argv: list[str] | None = None) -> int:
         return summarise_run(Path(args.summarise))
     if args.config is None:
         parser.error("the following arguments are required: config (or --summarise RUN)")
-    try:
-        config = load_config(args.config, args.set)
-        planned = workflow.plan(config, Path(args.data_dir) if args.data_dir else None)
-        print(planned.table.flow.to_string(index=False), end="\n\n")
-        for note in planned.design.notes:
-            print(f"note: {note}")
-        if args.dry_run:
-            for fit in planned.fits:
-                shown = (
-                    fit.model.str_repr()
-                    if fit.model is not None
-                    else (f"sampled by its own runner; priors: {planned.priors}")
-                )
-                print(f"--- model {fit.label}\n{shown}\n")
-            print("prior predictive check (outcome scale):")
-            print(workflow.prior_predictive(planned).to_string(index=False))
-            return 0
-        out = Path(args.out) if args.out else default_run_folder(config, args.config)
-        if out.exists() and not args.overwrite:
-            raise BayesmetalError(
-                f"run folder {out} already exists; pass --overwrite to replace it"
+    config = load_config(args.config, args.set)
+    planned = workflow.plan(config, Path(args.data_dir) if args.data_dir else None)
+    print(planned.table.flow.to_string(index=False), end="\n\n")
+    for note in planned.design.notes:
+        print(f"note: {note}")
+    if args.dry_run:
+        for fit in planned.fits:
+            shown = (
+                fit.model.str_repr()
+                if fit.model is not None
+                else (f"sampled by its own runner; priors: {planned.priors}")
             )
-        if args.extend:
-            from bayesmetal.arviz_api import load_idata
+            print(f"--- model {fit.label}\n{shown}\n")
+        print("prior predictive check (outcome scale):")
+        print(workflow.prior_predictive(planned).to_string(index=False))
+        return 0
+    out = Path(args.out) if args.out else default_run_folder(config, args.config)
+    check_dest(out, args.overwrite)  # before hours of sampling, not after
+    previous = None
+    if args.extend:
+        from bayesmetal.arviz_api import load_idata
 
-            previous = Path(args.extend) / "idata.nc"
-            if not previous.is_file():
-                raise BayesmetalError(f"--extend: {previous} not found")
-            idatas = workflow.extend(planned, load_idata(str(previous)))
+        saved = Path(args.extend) / "idata.nc"
+        if not saved.is_file():
+            raise BayesmetalError(f"--extend: {saved} not found")
+        previous = load_idata(str(saved))
+    resolved = config.model_dump(mode="json", by_alias=True)
+
+    def posterior(folder: Path) -> dict[str, InferenceData]:
+        if previous is not None:
+            idatas = workflow.extend(planned, previous)
         else:
             idatas = workflow.sample_fits(planned)
-        resolved = config.model_dump(mode="json", by_alias=True)
-        outcome = write_run_folder(
-            out,
-            args.overwrite,
-            lambda folder: write_posterior(folder, planned, idatas, resolved, args.set),
-            planned,
-            idatas,
-        )
-    except BayesmetalError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        write_posterior(folder, planned, idatas, resolved, args.set)
+        return idatas
+
+    outcome = write_run_folder(out, args.overwrite, posterior, planned)
     return report_run(outcome, out)

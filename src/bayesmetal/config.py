@@ -6,11 +6,19 @@ Every error names the file and the key; unknown keys get a did-you-mean hint.
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from bayesmetal.errors import ConfigError
 
@@ -287,6 +295,7 @@ class TableSource(Strict):
     weight: str | None = None
     group: str | None = None
     id: str | None = None
+    encoding: str | None = None  # of a CSV; default: UTF-8, else Windows-1252 (and said so)
 
     @model_validator(mode="after")
     def _categorical_are_covariates(self) -> TableSource:
@@ -384,11 +393,25 @@ class SummarySpec(Strict):
     targets: DiagnosticTargets = DiagnosticTargets()
 
 
+# A run folder's own name: no separators, no '..', nothing hidden, so it stays under root.
+RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
 class OutputSpec(Strict):
     """Where run folders go; the run name defaults to <config name>-<time>."""
 
     root: str = "models"
     name: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _stays_under_root(cls, name: str | None) -> str | None:
+        if name is not None and not RUN_NAME.fullmatch(name):
+            raise ValueError(
+                f"{name!r} is not a plain folder name (letters, digits, '.', '_', '-'; no '/' "
+                "or '..'): run folders stay under output.root"
+            )
+        return name
 
 
 class RunConfig(Strict):
@@ -440,7 +463,12 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        content = yaml.safe_load(path.read_text()) or {}
+        content = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#x} at offset {exc.start}); "
+            "save the config as UTF-8"
+        ) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(content, dict):
@@ -478,6 +506,8 @@ def load_mapping(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         raise ConfigError(f"{path}: 'include' must be a file name or a list of them")
     merged: dict[str, Any] = {}
     for name in includes:
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f"{path}: 'include' entries must be file names; got {name!r}")
         merged = deep_merge(merged, load_mapping(path.parent / name, (*_seen, path)))
     return deep_merge(merged, content)
 
@@ -519,7 +549,10 @@ def format_validation_error(
         if err["type"] == "extra_forbidden":
             key = str(err["loc"][-1])
             close = difflib.get_close_matches(key, vocabulary, n=1)
-            msg = f"unknown key {key!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+            if close and close[0] == key:  # a real key, of another section or model
+                msg = f"key {key!r} is not valid here (it belongs to another section or model)"
+            else:
+                msg = f"unknown key {key!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
         lines.append(f"  - {loc}: {msg}")
     return ConfigError("\n".join(lines))
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from bayesmetal import validate
 from bayesmetal.errors import DataError
 from bayesmetal.exposures import log_transform, quantile_scores, standardise
 
@@ -90,29 +91,29 @@ class Design:
 
 
 def _covariate_matrix(
-    frame: pd.DataFrame, covariates: list[str]
+    frame: pd.DataFrame, covariates: list[str], source: str
 ) -> tuple[np.ndarray, list[str], dict[str, tuple[float, float]]]:
     blocks, names, scaling = [], [], {}
     for cov in covariates:
         values = frame[cov]
         if values.isna().any():
             raise DataError(
-                f"covariate {cov!r} has {int(values.isna().sum())} missing values in the "
+                f"{source}: covariate {cov!r} has {int(values.isna().sum())} missing values in the "
                 "analysis sample; make it required or give it a missing_level"
             )
         if isinstance(values.dtype, pd.CategoricalDtype) or values.dtype == object:
             cat = pd.Categorical(values)
             levels = [lv for lv in cat.categories if (cat == lv).any()]
             if len(levels) < 2:
-                raise DataError(f"covariate {cov!r} has a single level in the analysis sample")
+                raise DataError(
+                    f"{source}: covariate {cov!r} has a single level in the analysis sample"
+                )
             for level in levels[1:]:
                 blocks.append((cat == level).astype(float))
                 names.append(f"{cov}[{level}]")
         else:
-            numeric = values.astype(float).to_numpy()
+            numeric = validate.numeric_covariate(values, cov, source)
             centre, scale = float(numeric.mean()), float(numeric.std(ddof=1))
-            if not scale > 0:
-                raise DataError(f"covariate {cov!r} is constant in the analysis sample")
             blocks.append((numeric - centre) / scale)
             names.append(cov)
             scaling[cov] = (centre, scale)
@@ -130,22 +131,21 @@ def make_design(
     group: str | None = None,
     weight_column: str | None = "weight_pooled",
     id_column: str = "SEQN",
+    source: str = "analysis table",
 ) -> Design:
-    """Build a Design from an analysis table (one row a person)."""
+    """Build a Design from an analysis table (one row a person), validated first
+    (`validate`: errors name `source` and the column)."""
     missing = [
         c
         for c in [outcome, *exposures, *covariates, *([group] if group else [])]
         if c not in frame.columns
     ]
     if missing:
-        raise DataError(f"analysis table has no column(s) {', '.join(missing)}")
+        raise DataError(f"{source} has no column(s) {', '.join(missing)}")
+    # at least one coefficient a covariate before coding; exact count once factors are coded
+    validate.enough_rows(len(frame), 1 + len(exposures) + len(covariates), source)
+    validate.analysis_table(frame, outcome, family, exposures, id_column, source)
     y = frame[outcome].astype(float).to_numpy()
-    if np.isnan(y).any():
-        raise DataError(f"outcome {outcome!r} has {int(np.isnan(y).sum())} missing (NaN) values")
-    if family == "bernoulli" and not np.isin(y, [0.0, 1.0]).all():
-        raise DataError(f"outcome {outcome!r} must be 0/1 for a bernoulli model")
-    if family == "bernoulli" and len(np.unique(y)) < 2:
-        raise DataError(f"outcome {outcome!r} has a single value: nothing to model")
     logs = log_transform(frame, exposures)
     z, centre, scale = standardise(logs)
     scores, edges = {}, {}
@@ -157,7 +157,8 @@ def make_design(
         for name, e in edges.items()
         if len(e) + 1 < n_quantiles
     ]
-    X, columns, scaling = _covariate_matrix(frame, covariates)
+    X, columns, scaling = _covariate_matrix(frame, covariates, source)
+    validate.enough_rows(len(frame), 1 + len(exposures) + len(columns), source)
     group_index, group_levels = None, ()
     if group is not None:
         cat = pd.Categorical(frame[group])

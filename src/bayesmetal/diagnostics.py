@@ -17,6 +17,8 @@ from bayesmetal.bkmr.inclusion import DECISIVE
 from bayesmetal.bkmr.sampler import IN_ACCEPTED, IN_REJECTED, OUT_ACCEPTED, OUT_REJECTED
 from bayesmetal.config import DiagnosticTargets
 
+MIN_DRAWS = 4  # per chain: ArviZ's R-hat and ESS are undefined below this
+
 
 def check(
     idata: InferenceData, var_names: list[str], targets: DiagnosticTargets, fit_label: str
@@ -27,6 +29,7 @@ def check(
     constant = constant_parameters(idata, table.loc[table["rhat"].isna(), "parameter"].tolist())
     conditional = json.loads(idata.attrs.get("bkmr_conditional_pip", "{}"))
     n_div = divergences(idata)
+    draws = idata.posterior.sizes["draw"]
     table.insert(0, "fit", fit_label)
     table["divergences"] = n_div
     problems, notes = [], []
@@ -38,9 +41,11 @@ def check(
             notes.append(note)
             continue
         issues = []
-        if not row["rhat"] <= targets.max_rhat:
+        if draws < MIN_DRAWS:
+            issues.append(f"{draws} draws per chain: R-hat and ESS need at least {MIN_DRAWS}")
+        elif not row["rhat"] <= targets.max_rhat:
             issues.append(f"R-hat {row['rhat']:.3f} > {targets.max_rhat}")
-        if not min(row["ess_bulk"], row["ess_tail"]) >= targets.min_ess:
+        if draws >= MIN_DRAWS and not min(row["ess_bulk"], row["ess_tail"]) >= targets.min_ess:
             issues.append(f"ESS {min(row['ess_bulk'], row['ess_tail']):.0f} < {targets.min_ess:g}")
         if n_div > targets.max_divergences:
             issues.append(f"{n_div} divergences")
@@ -106,8 +111,8 @@ def verdict(table: pd.DataFrame, draws: int | None = None, min_ess: float = 400)
         f"{r.fit}/{r.parameter}: {r.problems}" for r in bad.head(5).itertuples()
     )
     short = bad[bad["problems"].str.contains("ESS")]
-    if draws and not short.empty:
-        lowest = float(short[["ess_bulk", "ess_tail"]].min(axis=1).min())
+    lowest = float(short[["ess_bulk", "ess_tail"]].min(axis=1).min()) if len(short) else np.nan
+    if draws and np.isfinite(lowest):
         needed = int(np.ceil(draws * 1.2 * min_ess / max(lowest, 1.0) / 100) * 100)
         line += (
             f". To reach ESS {min_ess:g}, raise sampler.draws to about {needed} "

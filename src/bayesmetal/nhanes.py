@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyreadstat
 
+from bayesmetal import xpt
 from bayesmetal.catalog import Cycle, check_poolable, pooled_weight_factor
 from bayesmetal.errors import DataError
+from bayesmetal.xpt import sha256  # recorded with every result, so a run can be traced
 
 ID = "SEQN"
 BASE_COMPONENT = "DEMO"
@@ -23,15 +25,6 @@ class RawTable:
     frame: pd.DataFrame
     labels: dict[str, str]
     sources: dict[str, str] = field(default_factory=dict)  # "cycle/FILE.XPT" -> sha256
-
-
-def sha256(path: Path) -> str:
-    """Checksum of a file, recorded with every result so a run can be traced to its data."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def locate(data_dir: Path, cycle: Cycle, component: str) -> Path:
@@ -48,6 +41,24 @@ def locate(data_dir: Path, cycle: Cycle, component: str) -> Path:
     )
 
 
+def verify(
+    path: Path, cycle: Cycle, component: str, data_dir: Path, manifest: dict[str, dict]
+) -> xpt.Verified:
+    """Check a file is complete before trusting it (pyreadstat reads cut files silently).
+
+    Header and length always; the data folder's manifest and the CDC catalogue where they
+    know the file. The checksum computed here is the one recorded for provenance.
+    """
+    key = f"{cycle.label}/{cycle.file_name(component)}"
+    try:
+        return xpt.verify(path, key, sha256(path), manifest)
+    except DataError as exc:
+        raise DataError(
+            f"{exc}; download it again with scripts/fetch_nhanes.py --cycles {cycle.label} "
+            f"--components {component} --dest {data_dir}"
+        ) from exc
+
+
 def column_labels(path: Path) -> dict[str, str]:
     """Variable names and labels of an XPT file, without reading its rows."""
     try:
@@ -57,16 +68,36 @@ def column_labels(path: Path) -> dict[str, str]:
     return {name: (label or "") for name, label in meta.column_names_to_labels.items()}
 
 
-def read_component(path: Path, columns: list[str]) -> tuple[pd.DataFrame, dict[str, str]]:
-    """Read the given columns (plus SEQN) of one XPT file, checking that each exists."""
+def check_ids(frame: pd.DataFrame, path: Path) -> None:
+    """SEQN must be a whole number on every row and unique: it is the join key."""
+    if not pd.api.types.is_numeric_dtype(frame[ID]):
+        raise DataError(f"{path}: {ID} is stored as text ({frame[ID].dtype}); expected numbers")
+    ids = frame[ID].to_numpy(dtype=float)
+    missing = int(np.isnan(ids).sum())
+    if missing:
+        raise DataError(f"{path} has no {ID} on {missing:,} of {len(frame):,} rows")
+    if (ids != np.trunc(ids)).any():
+        raise DataError(f"{path} has {ID} values that are not whole numbers")
+    if frame[ID].duplicated().any():
+        raise DataError(f"{path} has duplicated {ID} values; expected one row per person")
+
+
+def read_component(
+    path: Path, columns: list[str], rows: int
+) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Read the given columns (plus SEQN) of one XPT file verified to hold `rows` rows."""
     labels = column_labels(path)
     missing = [c for c in [ID, *columns] if c not in labels]
     if missing:
         raise DataError(f"column(s) {', '.join(missing)} not found in {path}")
     wanted = list(dict.fromkeys([ID, *columns]))
     frame, _ = pyreadstat.read_xport(str(path), usecols=wanted)
-    if frame[ID].duplicated().any():
-        raise DataError(f"{path} has duplicated {ID} values; expected one row per person")
+    if len(frame) != rows:
+        raise DataError(
+            f"{path}: pyreadstat read {len(frame):,} rows but the header and file length "
+            f"imply {rows:,} observations; the file is damaged"
+        )
+    check_ids(frame, path)
     frame[ID] = frame[ID].astype("int64")
     return frame, {c: labels[c] for c in wanted}
 
@@ -87,6 +118,8 @@ def read_cycle(
     if BASE_COMPONENT not in components:
         raise DataError(f"components must include {BASE_COMPONENT} (the sampled persons)")
     paths = {comp: locate(data_dir, cycle, comp) for comp in components}
+    manifest = xpt.load_manifest(data_dir)
+    checked = {c: verify(p, cycle, c, data_dir, manifest) for c, p in paths.items()}
     available = {comp: column_labels(path) for comp, path in paths.items()}
     chosen: dict[str, list[str]] = {comp: [] for comp in components}
     for var in dict.fromkeys([*variables, *optional]):
@@ -101,11 +134,13 @@ def read_cycle(
                 f"variable {var} not found in any file of cycle {cycle.label} ({files})"
             )
         chosen[home].append(var)
-    frame, labels = read_component(paths[BASE_COMPONENT], chosen[BASE_COMPONENT])
+    frame, labels = read_component(
+        paths[BASE_COMPONENT], chosen[BASE_COMPONENT], checked[BASE_COMPONENT].rows
+    )
     for comp in components:
         if comp == BASE_COMPONENT or not chosen[comp]:
             continue
-        part, part_labels = read_component(paths[comp], chosen[comp])
+        part, part_labels = read_component(paths[comp], chosen[comp], checked[comp].rows)
         unknown = set(part[ID]) - set(frame[ID])
         if unknown:
             raise DataError(
@@ -114,7 +149,7 @@ def read_cycle(
             )
         frame = frame.merge(part, on=ID, how="left", validate="one_to_one")
         labels.update(part_labels)
-    sources = {f"{cycle.label}/{p.name}": sha256(p) for p in paths.values()}
+    sources = {f"{cycle.label}/{paths[c].name}": checked[c].sha256 for c in components}
     return frame, labels, sources
 
 

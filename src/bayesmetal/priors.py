@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pymc as pm
 from pymc_extras.prior import Prior
 
 from bayesmetal.errors import ConfigError
@@ -72,3 +73,27 @@ def create(
         raise
     except Exception as exc:  # PyMC/pymc-extras raise several types for bad parameters
         raise ConfigError(f"priors.{key} = {specs[key]}: {exc}") from exc
+
+
+def check_values(specs: dict[str, dict[str, Any]]) -> None:
+    """Refuse priors whose parameters are outside their range (a negative sd, Uniform with
+    lower > upper): their log-density at PyMC's initial point is not finite, which NUTS would
+    report only at sampling, without naming the key. One throwaway model, one compilation."""
+    with pm.Model() as model:
+        for key, spec in specs.items():
+            size = len(spec["a"]) if isinstance(spec.get("a"), list) else 2
+            create(specs, key, size=size if spec.get("distribution") == "Dirichlet" else None)
+    try:
+        logps = model.point_logps()
+    except Exception as exc:  # PyMC's parameter checks raise several types
+        raise ConfigError(f"priors: invalid parameter values ({exc})") from exc
+    for name, value in logps.items():
+        if not np.isfinite(value):
+            key = next(
+                (k for k in sorted(specs, key=len, reverse=True) if name.startswith(k)), name
+            )
+            raise ConfigError(
+                f"priors.{key} = {specs.get(key)}: parameters outside their range "
+                f"(log-density of {name} at its initial value is {value}); "
+                "scales, shapes and rates must be positive, lower < upper"
+            )

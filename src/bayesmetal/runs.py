@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import importlib.metadata
 import io
 import json
 import os
 import platform
 import shutil
+import socket
 import tempfile
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +25,7 @@ import pandas as pd
 import yaml
 from matplotlib.figure import Figure
 
-from bayesmetal import report
+from bayesmetal import __version__, report
 from bayesmetal.errors import BayesmetalError, ConfigError
 
 if TYPE_CHECKING:
@@ -37,37 +42,203 @@ SAVED_ATTRS = {
 }
 
 
-@contextmanager
-def atomic_folder(dest: Path, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a temporary folder that becomes `dest` only if the block finishes.
+RUN_MARKER = ".bayesmetal-run.json"
+# flock errors of a filesystem that cannot lock (e.g. Lustre mounted without -o flock)
+UNLOCKABLE = {errno.ENOSYS, errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL}
 
-    A failure or interruption removes the temporary folder and leaves `dest` untouched;
-    an existing `dest` is replaced only when `overwrite` is true.
-    """
-    dest = Path(dest)
-    if dest.exists() and not overwrite:
+
+def _owner_tag() -> str:
+    """`<pid>@<host>` of this process: names its temporary folders and fills its lock files."""
+    return f"{os.getpid()}@{socket.gethostname()}"
+
+
+def _parse_owner(tag: str) -> tuple[int, str] | None:
+    """(pid, host) of an _owner_tag, or None when `tag` is not one."""
+    pid, _, host = tag.partition("@")
+    return (int(pid), host) if pid.isdigit() and host else None
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether process `pid` exists on this host (one of another user counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _owner_gone(tag: str) -> bool:
+    """Whether the writer named by `tag` provably no longer runs: it ran on this host and its
+    pid is not alive. An unreadable tag or another host's writer cannot be proven gone."""
+    owner = _parse_owner(tag)
+    return owner is not None and owner[1] == socket.gethostname() and not _pid_alive(owner[0])
+
+
+def is_run_folder(folder: Path) -> bool:
+    """A folder atomic_folder completed (marker file), or a fit run folder written before the
+    marker existed (idata*.nc and config.resolved.yaml)."""
+    legacy = any(folder.glob("idata*.nc")) and (folder / "config.resolved.yaml").is_file()
+    return (folder / RUN_MARKER).is_file() or legacy
+
+
+def check_dest(dest: Path, overwrite: bool) -> None:
+    """Refuse a `dest` that atomic_folder must not create or replace: a file; an existing
+    folder without `overwrite`; with it, a non-empty folder that is not a run folder (such as
+    the folder holding the runs), whose files would all be deleted."""
+    if dest.exists() and not dest.is_dir():
+        raise BayesmetalError(f"output folder {dest} exists as a file; choose another --out")
+    if not dest.exists():
+        return
+    if not overwrite:
         raise BayesmetalError(
             f"output folder {dest} already exists; pass --overwrite to replace it"
         )
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    for stale in dest.parent.glob(f".{dest.name}.partial-*"):  # left by a killed process
-        shutil.rmtree(stale, ignore_errors=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.partial-", dir=dest.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    tmp.chmod(0o777 & ~umask)  # mkdtemp's 0700 would hide results from co-workers
+    if any(dest.iterdir()) and not is_run_folder(dest):
+        raise BayesmetalError(
+            f"output folder {dest} is not a bayesmetal run folder (no {RUN_MARKER}); refusing "
+            "to replace it: choose another --out or remove it yourself"
+        )
+
+
+def _holder_text(tag: str) -> str:
+    """`pid N` (plus `on HOST` for another host) of a lock holder's tag, for messages."""
+    owner = _parse_owner(tag)
+    if owner is None:
+        return "pid unknown"
+    pid, host = owner
+    return f"pid {pid}" if host == socket.gethostname() else f"pid {pid} on {host}"
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    """Whether open descriptor `fd` is still the file at `path` (not removed or replaced)."""
     try:
-        yield tmp
+        return os.path.samestat(os.fstat(fd), path.stat())
+    except FileNotFoundError:
+        return False
+
+
+def _acquire_lock(path: Path, dest: Path) -> int | None:
+    """Take an exclusive non-blocking flock on `path` and write our _owner_tag into it.
+
+    Returns the descriptor (closing it releases the lock), or None with a warning where the
+    filesystem cannot lock. The holder removes `path` before releasing it, so a lock taken on
+    a file that is no longer at `path` is retried on the new file: two writers never hold
+    locks on different files for one `dest`.
+    """
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _holder_text(os.read(fd, 1024).decode(errors="replace"))
+            os.close(fd)
+            raise BayesmetalError(
+                f"another bayesmetal process ({holder}) is writing {dest}; "
+                "wait for it or choose another --out"
+            ) from None
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno not in UNLOCKABLE:
+                raise
+            path.unlink(missing_ok=True)  # no one can hold a lock on this filesystem
+            warnings.warn(
+                f"cannot lock {path} ({exc.strerror}); writing {dest} unprotected "
+                "from a concurrent writer",
+                stacklevel=2,
+            )
+            return None
+        if _same_file(fd, path):
+            os.ftruncate(fd, 0)
+            os.write(fd, _owner_tag().encode())
+            return fd
+        os.close(fd)
+
+
+@contextmanager
+def _dest_lock(dest: Path) -> Iterator[None]:
+    """Hold the lock file `.<name>.lock` beside `dest`; remove it, then release it, at the end.
+
+    Removing it while still held keeps the folder tidy without a race (see _acquire_lock).
+    """
+    path = dest.with_name(f".{dest.name}.lock")
+    fd = _acquire_lock(path, dest)
+    try:
+        yield
+    finally:
+        if fd is not None:
+            path.unlink(missing_ok=True)
+            os.close(fd)
+
+
+def _remove_abandoned(dest: Path) -> None:
+    """Remove the `.<name>.partial-<tag>.*` and `.<name>.old-<tag>.*` folders left beside
+    `dest` by writers killed mid-write, when their tag proves the writer gone (_owner_gone)."""
+    for stage in ("partial", "old"):
+        prefix = f".{dest.name}.{stage}-"
+        for path in dest.parent.iterdir():
+            if not path.name.startswith(prefix):
+                continue
+            if _owner_gone(path.name.removeprefix(prefix).rpartition(".")[0]):
+                shutil.rmtree(path, ignore_errors=True)
+
+
+def _write_marker(folder: Path, kind: str) -> None:
+    """The RUN_MARKER file that lets a later --overwrite recognise `folder` as a run folder."""
+    marker = {
+        "kind": kind,
+        "bayesmetal": __version__,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    (folder / RUN_MARKER).write_text(json.dumps(marker, indent=2) + "\n")
+
+
+def _swap_in(tmp: Path, dest: Path) -> None:
+    """Rename `tmp` to `dest`; an existing `dest` is first renamed aside (`.old-`, same tag)
+    and deleted after, or renamed back if the swap fails."""
+    if not dest.exists():
+        tmp.rename(dest)
+        return
+    trash = dest.with_name(tmp.name.replace(".partial-", ".old-", 1))
+    dest.rename(trash)
+    try:
+        tmp.rename(dest)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        trash.rename(dest)
         raise
-    if dest.exists():
-        trash = dest.with_name(f".{dest.name}.old-{tmp.name}")
-        dest.rename(trash)
-        tmp.rename(dest)
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        tmp.rename(dest)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+@contextmanager
+def atomic_folder(dest: Path, overwrite: bool = False, kind: str = "fit") -> Iterator[Path]:
+    """Yield a temporary folder that becomes `dest` only if the block finishes.
+
+    A failure or interruption (ENOSPC, KeyboardInterrupt, ...) removes the temporary folder,
+    leaves `dest` untouched and is re-raised. A completed folder carries RUN_MARKER (`kind`,
+    version, time); `overwrite` replaces only such a run folder (or an empty one: check_dest).
+    For the whole block a lock file beside `dest` keeps a second writer out with a clean
+    error. The temporary folder is `.<name>.partial-<pid>@<host>.<random>`: a leftover of a
+    killed writer is removed by the next writer of `dest` only when that pid is no longer
+    alive on this host, so a live writer's folder is never deleted, even if it holds no lock.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with _dest_lock(dest):
+        check_dest(dest, overwrite)
+        _remove_abandoned(dest)
+        prefix = f".{dest.name}.partial-{_owner_tag()}."
+        tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=dest.parent))
+        try:
+            umask = os.umask(0)
+            os.umask(umask)
+            tmp.chmod(0o777 & ~umask)  # mkdtemp's 0700 would hide results from co-workers
+            yield tmp
+            _write_marker(tmp, kind)
+            _swap_in(tmp, dest)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
 
 
 def save_figure(figure: Figure, path: Path) -> bytes:

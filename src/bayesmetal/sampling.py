@@ -51,6 +51,12 @@ def sample(model: pm.Model, spec: SamplerSpec, seed_offset: int = 0) -> Inferenc
             nuts_sampler=backend,
             compute_convergence_checks=False,
         )
+    drawn = (idata.posterior.sizes["chain"], idata.posterior.sizes["draw"])
+    if drawn != (spec.chains, spec.draws):  # PyMC returns what it has on Ctrl-C
+        raise KeyboardInterrupt(
+            f"sampling stopped at {drawn[0]} chain(s) x {drawn[1]} of "
+            f"{spec.chains} x {spec.draws} draws"
+        )
     idata.attrs["sampler_backend"] = backend
     idata.attrs["wall_time_s"] = round(time.perf_counter() - start, 2)
     return idata

@@ -6,33 +6,66 @@ from pathlib import Path
 
 import pandas as pd
 
+from bayesmetal import validate
 from bayesmetal.cohort import AnalysisTable, ExposureInfo, Flow
 from bayesmetal.config import TableSource
 from bayesmetal.errors import DataError
 from bayesmetal.nhanes import sha256
 
+FALLBACK_ENCODING = "cp1252"  # Windows-1252, what Excel writes when it does not write UTF-8
 
-def read_table(path: Path) -> pd.DataFrame:
+
+def read_csv(path: Path, encoding: str | None) -> tuple[pd.DataFrame, str]:
+    """A CSV in the given encoding, else UTF-8, else Windows-1252; returns the encoding used
+    so the flow table can say when the file was not UTF-8."""
+    tried = [encoding] if encoding else ["utf-8-sig", FALLBACK_ENCODING]
+    for candidate in tried:
+        try:
+            return pd.read_csv(path, encoding=candidate), candidate
+        except UnicodeDecodeError as exc:
+            failure = exc
+        except LookupError as exc:
+            raise DataError(f"{path}: table.encoding {candidate!r} is not an encoding") from exc
+        except pd.errors.EmptyDataError as exc:
+            raise DataError(f"{path}: the file is empty (no header, no rows)") from exc
+        except pd.errors.ParserError as exc:
+            raise DataError(f"{path}: not a readable CSV: {exc}") from exc
+    raise DataError(
+        f"{path}: cannot decode as {' or '.join(tried)} ({failure}); save it as UTF-8 or set "
+        "table.encoding"
+    )
+
+
+def read_table(path: Path, encoding: str | None = None) -> tuple[pd.DataFrame, str]:
     """Read CSV or parquet by extension, with errors that name the file."""
     if not path.is_file():
         raise DataError(f"table file not found: {path}")
     if path.suffix.lower() in (".parquet", ".pq"):
-        return pd.read_parquet(path)
+        try:
+            return pd.read_parquet(path), "parquet"
+        except (OSError, ValueError) as exc:  # pyarrow's errors derive from these
+            raise DataError(f"{path}: not a readable parquet file: {exc}") from exc
     if path.suffix.lower() in (".csv", ".txt"):
-        return pd.read_csv(path)
+        return read_csv(path, encoding)
     raise DataError(f"{path}: table must be .csv or .parquet")
 
 
 def load_table(spec: TableSource) -> AnalysisTable:
     """Rows with a missing value in any used column leave at a counted flow step."""
     path = Path(spec.path)
-    raw = read_table(path)
+    raw, encoding = read_table(path, spec.encoding)
     optional = [c for c in (spec.weight, spec.group, spec.id) if c]
     used = [spec.outcome, *spec.exposures, *spec.covariates, *optional]
     missing = [c for c in used if c not in raw.columns]
     if missing:
         raise DataError(f"{path}: no column(s) {', '.join(missing)} (has {list(raw.columns)})")
-    flow = Flow(len(raw), f"rows in {path.name}")
+    if raw.empty:
+        raise DataError(f"{path}: the file has a header but no rows")
+    numeric = [spec.outcome, *spec.exposures, *([spec.weight] if spec.weight else [])]
+    free = [c for c in spec.covariates if c not in spec.categorical]
+    raw = validate.numeric_columns(raw, numeric, free, str(path), first_line=2)
+    said = f" (read as {encoding}: not UTF-8)" if encoding == FALLBACK_ENCODING else ""
+    flow = Flow(len(raw), f"rows in {path.name}{said}")
     keep = pd.Series(True, index=raw.index)
     for column in dict.fromkeys(used):
         keep = flow.step(raw[column].notna(), keep, f"missing {column}")

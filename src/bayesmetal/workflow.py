@@ -118,7 +118,19 @@ def build_design(config: RunConfig, table: AnalysisTable) -> Design:
     if group is not None and group not in table.frame.columns:
         key = "model.random_intercept" if isinstance(model, BkmrSpec) else "model.group"
         raise ConfigError(f"{key} {group!r} is not a column of the analysis table")
-    return make_design(table.frame, outcome, family, exposures, covariates, quantiles, group)
+    source = config.table.path if config.table is not None else f"cohort {config.cohort.name!r}"
+    ids = (config.table.id if config.table is not None else None) or "SEQN"
+    return make_design(
+        table.frame,
+        outcome,
+        family,
+        exposures,
+        covariates,
+        quantiles,
+        group,
+        id_column=ids,
+        source=source,
+    )
 
 
 def default_priors(config: RunConfig, design: Design) -> dict[str, dict[str, Any]]:
@@ -188,6 +200,7 @@ def plan(config: RunConfig, data_dir: Path | None = None) -> Plan:
     table = load_data(config, data_dir)
     design = build_design(config, table)
     resolved = prior_lib.resolve(default_priors(config, design), config.priors, config.model.name)
+    prior_lib.check_values(resolved)
     return Plan(config, table, design, resolved, declare_models(config, design, resolved))
 
 

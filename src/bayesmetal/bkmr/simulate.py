@@ -31,7 +31,8 @@ def sim_bkmr(
     for k in range(n_covariates):
         frame[f"c{k + 1}"] = cov[:, k]
     names, covs = list(frame.columns[:m]), list(frame.columns[m:])
-    design = make_design(frame.assign(y=0.0), "y", "gaussian", names, covs, id_column="none")
+    placeholder = frame.assign(y=np.arange(n, dtype=float))  # only z is read from this design
+    design = make_design(placeholder, "y", "gaussian", names, covs, id_column="none")
     h = h_true(design.z)
     beta = np.linspace(0.5, -0.5, n_covariates)
     frame["y"] = h + design.X @ beta + rng.normal(0, noise_sd, n)
