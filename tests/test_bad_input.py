@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import errno
 import re
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +22,7 @@ import yaml
 from bayesmetal import runs, workflow
 from bayesmetal.cli import fit_main
 
+from .conftest import ROOT
 from .fakesampler import use_fake_sampler
 from .toydata import glm_frame
 
@@ -371,3 +376,33 @@ def test_diagnostics_take_any_number_of_draws(draws, tmp_path, monkeypatch, caps
     assert "NOT CONVERGED" in out
     if draws < 4:
         assert f"{draws} draws per chain: R-hat and ESS need at least 4" in out
+
+
+def test_ctrl_c_stops_bkmr_chains_at_once(tmp_path):
+    """A real SIGINT to fit.py while 4 BKMR chains run on 2 worker processes: it used to wait
+    for the queued chains (about 50 s on the main job); now the workers are stopped at once,
+    without a traceback per worker, and nothing is written."""
+    cohort().to_csv(tmp_path / "cohort.csv", index=False)
+    mapping = base_config() | {
+        "model": {"name": "bkmr"},
+        "sampler": {"chains": 4, "cores": 2, "tune": 100, "draws": 10**6, "seed": 1},
+    }
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(mapping))
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "scripts" / "fit.py"), "c.yaml", "--out", "run"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    for line in process.stdout:  # the flow table is printed before sampling starts
+        if not line.strip():
+            break
+    time.sleep(3)
+    process.send_signal(signal.SIGINT)
+    start = time.monotonic()
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130 and time.monotonic() - start < 10
+    assert "interrupted" in err and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml", "cohort.csv"]

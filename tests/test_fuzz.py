@@ -209,7 +209,7 @@ def check_outcome(folder: Path, code: int, err: str) -> None:
     assert not leftovers, leftovers
     run = folder / "run"
     if code == 0:
-        assert (run / RUN_MARKER).is_file() and (run / "idata.nc").is_file()
+        assert (run / RUN_MARKER).is_file() and list(run.glob("idata*.nc"))
         assert (run / "report.html").is_file()
     else:
         assert err.startswith("error: ") and not run.exists(), err

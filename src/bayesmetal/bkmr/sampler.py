@@ -19,10 +19,11 @@ default priors put less than 1e-7 of their mass outside.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import signal
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -619,6 +620,10 @@ def run_chain(
     return Chain(out, stats, resume_info, {"flip": flips})
 
 
+def _ignore_interrupts() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _run_chain_single_thread(args: tuple) -> Chain:
     from threadpoolctl import threadpool_limits
 
@@ -649,6 +654,9 @@ def sample_chains(
     if workers == 1:
         results = [_run_chain_single_thread(job) for job in jobs]
     else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            results = list(pool.map(_run_chain_single_thread, jobs))
+        # multiprocessing's Pool, not ProcessPoolExecutor: leaving the block terminates the
+        # workers, so Ctrl-C stops at once instead of after the queued chains have run; the
+        # workers ignore SIGINT and leave it to this process (no traceback per worker)
+        with multiprocessing.Pool(workers, initializer=_ignore_interrupts) as pool:
+            results = pool.map(_run_chain_single_thread, jobs)
     return results, time.perf_counter() - start
