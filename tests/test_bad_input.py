@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,10 +20,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from bayesmetal import runs, workflow
-from bayesmetal.cli import fit_main
+from bayesmetal import runs, workflow, xpt
+from bayesmetal.cli import describe_main, fit_main
 
-from .conftest import ROOT
+from .conftest import CONFIGS, EMBEDDED_NHANES, ROOT
 from .fakesampler import use_fake_sampler
 from .toydata import glm_frame
 
@@ -406,3 +407,28 @@ def test_ctrl_c_stops_bkmr_chains_at_once(tmp_path):
     assert process.returncode == 130 and time.monotonic() - start < 10
     assert "interrupted" in err and "Traceback" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml", "cohort.csv"]
+
+
+@pytest.mark.parametrize("cut", ["half", "between observations"])
+@pytest.mark.parametrize("command", ["fit", "describe"])
+def test_cut_xpt_file_is_an_error_not_a_smaller_cohort(cut, command, tmp_path, capsys):
+    """The embedded PBCD_J.XPT cut short used to give 4,170 of 8,366 rows and a cohort of 611
+    instead of 1,226, exit 0, in fit.py and describe.py alike."""
+    data = tmp_path / "nhanes"
+    shutil.copytree(EMBEDDED_NHANES, data)
+    path = data / "2017-2018" / "PBCD_J.XPT"
+    layout = xpt.read_layout(path)
+    rows = (path.stat().st_size - layout.data_start) // layout.row_length
+    end = layout.data_start + rows // 2 * layout.row_length
+    path.write_bytes(path.read_bytes()[: end if cut != "half" else path.stat().st_size // 2])
+    before = snapshot(tmp_path)
+    config = str(CONFIGS / "glm_multi_lumbar.yaml")
+    out = str(tmp_path / "out")
+    if command == "fit":
+        code = fit_main([config, "--data-dir", str(data), "--out", out])
+    else:
+        code = describe_main([config, "--data-dir", str(data), "--out", out])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert re.search(r"PBCD_J\.XPT is (truncated|corrupt).*fetch_nhanes\.py", err), err
+    assert snapshot(tmp_path) == before
