@@ -138,6 +138,31 @@ CASES = [
     table_case("2-row table", lambda f: f.head(2), r"2 row\(s\).*at least"),
     table_case("14-row table", lambda f: f.head(14), r"14 row\(s\).*5 regression.*at least 15"),
     table_case("duplicated ids", set_cell("id", 4, 3), r"id column 'id'.*duplicated", id="id"),
+    # names bayesmetal uses itself, names given twice
+    table_case(
+        "exposure named SEQN",
+        lambda f: f.rename(columns={"e2": "SEQN"}),
+        r"SEQN.*"
+        r"names bayesmetal uses",
+        exposures=["e1", "SEQN"],
+        id="id",
+    ),
+    table_case(
+        "outcome as a covariate",
+        lambda f: f,
+        r"'y' is listed twice \(outcome and "
+        r"covariates\)",
+        covariates=["age", "y"],
+    ),
+    table_case(
+        "exposure twice",
+        lambda f: f,
+        r"'e1' is listed twice \(exposures\)",
+        exposures=["e1", "e2", "e1"],
+    ),
+    raw_file(b"y,e1,e2,age,sex,e1\n1,2,3,40,male,4\n", r"column name\(s\) e1 appear twice"),
+    raw_file(b"PK\x03\x04rest of a workbook", r"not a CSV file but an Excel workbook"),
+    raw_file("y,e1\n1,2\n".encode("utf-16"), r"not a CSV file but UTF-16 text"),
     # files
     raw_file(b"", r"the file is empty"),
     raw_file(b"y,e1,e2,age,sex\n", r"header but no rows"),
@@ -161,6 +186,11 @@ CASES = [
         "misspelled distribution",
         "include: other.yaml\npriors:\n  beta: {distribution: Gama, alpha: 1, beta: 1}\n",
         r"priors.beta.*Gama",
+    ),
+    config_case(
+        "normal prior for a scale",
+        "include: other.yaml\npriors:\n  sigma: {distribution: Normal}\n",
+        r"priors.sigma.*must be positive",
     ),
     config_case("typo in a key", "include: other.yaml\nsampler:\n  drawz: 5\n", r"'draws'"),
     config_case(
@@ -253,10 +283,11 @@ def test_overwrite_refuses_a_folder_that_is_not_a_run(tmp_path, monkeypatch, cap
     assert fit_main(["c.yaml", "--out", "models/first"]) == 0
     (tmp_path / "models" / "notes.txt").write_text("my notes")
     before = snapshot(tmp_path)
-    for target in ("models", "."):
+    refusals = {"models": "not a bayesmetal run folder", ".": "is the current folder"}
+    for target, message in refusals.items():
         capsys.readouterr()
         assert fit_main(["c.yaml", "--out", target, "--overwrite"]) == 2
-        assert "not a bayesmetal run folder" in capsys.readouterr().err
+        assert message in capsys.readouterr().err
     assert snapshot(tmp_path) == before
     assert fit_main(["c.yaml", "--out", "models/first", "--overwrite"]) == 0  # a run: replaced
 
@@ -288,7 +319,9 @@ def test_second_writer_to_the_same_folder_fails_cleanly(tmp_path, monkeypatch, c
     monkeypatch.setattr(workflow, "sample", sample_while_another_starts)
     assert fit_main(["c.yaml", "--out", "run"]) == 0
     assert codes == [2]
-    assert re.search(r"another bayesmetal process \(pid \d+\) is writing", capsys.readouterr().err)
+    assert re.search(
+        r"another bayesmetal process \(pid \d+, still running\) is writing", capsys.readouterr().err
+    )
     assert (tmp_path / "run" / "idata.nc").is_file()
 
 
@@ -366,13 +399,15 @@ def test_unexpected_error_is_one_line_with_a_log_of_the_traceback(tmp_path, monk
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("draws", [1, 2, 3, 4])
-def test_diagnostics_take_any_number_of_draws(draws, tmp_path, monkeypatch, capsys):
-    """draws < 4 used to end in a KeyError/ValueError in the diagnostics."""
+@pytest.mark.parametrize(("chains", "draws"), [(2, 1), (2, 2), (2, 3), (2, 4), (1, 1)])
+def test_diagnostics_take_any_number_of_draws(chains, draws, tmp_path, monkeypatch, capsys):
+    """draws < 4 used to end in a KeyError/ValueError in the diagnostics; one chain of one
+    draw was then called converged (every parameter 'constant')."""
     use_fake_sampler(monkeypatch)
     monkeypatch.chdir(tmp_path)
     good_table(tmp_path)
-    assert fit_main(["c.yaml", "--out", "run", "--set", f"sampler.draws={draws}"]) == 0
+    sampler = ["--set", f"sampler.draws={draws}", "--set", f"sampler.chains={chains}"]
+    assert fit_main(["c.yaml", "--out", "run", *sampler]) == 0
     out = capsys.readouterr().out
     assert "NOT CONVERGED" in out
     if draws < 4:
@@ -432,3 +467,50 @@ def test_cut_xpt_file_is_an_error_not_a_smaller_cohort(cut, command, tmp_path, c
     assert code == 2 and "Traceback" not in err
     assert re.search(r"PBCD_J\.XPT is (truncated|corrupt).*fetch_nhanes\.py", err), err
     assert snapshot(tmp_path) == before
+
+
+def test_exposure_names_that_are_not_file_names_stay_in_the_run(tmp_path, monkeypatch):
+    """Per-exposure fits name files: 'Pb (ug/dL)' used to lose the posterior, '../x' to write
+    outside the run folder."""
+    use_fake_sampler(monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    names = {"e1": "Pb (ug/dL)", "e2": "../../escaped"}
+    cohort().rename(columns=names).to_csv("cohort.csv", index=False)
+    mapping = base_config(exposures=list(names.values())) | {
+        "model": {"name": "glm", "kind": "single"}
+    }
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(mapping))
+    assert fit_main(["c.yaml", "--out", "run"]) == 0
+    written = sorted(p.name for p in (tmp_path / "run").glob("idata_*.nc"))
+    assert written == ["idata_single_.._.._escaped.nc", "idata_single_Pb__ug_dL_.nc"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml", "cohort.csv", "run"]
+
+
+def test_describe_refuses_a_table_config(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    good_table(tmp_path)
+    assert describe_main(["c.yaml", "--out", "d"]) == 2
+    assert "describe.py needs a cohort" in capsys.readouterr().err
+    assert not (tmp_path / "d").exists()
+
+
+def test_summarise_keeps_user_files_and_a_failed_one_changes_nothing(tmp_path, monkeypatch, capsys):
+    """--summarise used to delete anything but the posterior (a notes file) and, when
+    interrupted, to replace a complete run's summaries by summaries_failed.txt."""
+    use_fake_sampler(monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("BAYESMETAL_LOG_DIR", str(tmp_path / "logs"))
+    good_table(tmp_path)
+    assert fit_main(["c.yaml", "--out", "run"]) == 0
+    (tmp_path / "run" / "notes.txt").write_text("my notes")
+    assert fit_main(["--summarise", "run"]) == 0
+    assert (tmp_path / "run" / "notes.txt").read_text() == "my notes"
+    before = snapshot(tmp_path / "run")
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(workflow, "summarise", interrupted)
+    assert fit_main(["--summarise", "run"]) == 130
+    assert "left as it was" in capsys.readouterr().err
+    assert snapshot(tmp_path / "run") == before

@@ -233,3 +233,46 @@ def test_cli_prints_the_verification_and_refuses_a_bad_url(server, tmp_path, cap
     assert f"bytes, {xpt.OTHER_RELEASE})" in capsys.readouterr().out
     assert fetch_main([*args, "--base-url", "notaurl"]) == 2
     assert "error: --base-url 'notaurl'" in capsys.readouterr().err
+
+
+def test_damaged_present_file_is_removed_and_a_failed_download_says_so(
+    server, synthetic_nhanes, tmp_path
+):
+    dest = tmp_path / "nhanes"
+    target = cut_copy(
+        synthetic_nhanes / "2013-2014" / "DXX_H.XPT", dest / "2013-2014" / "DXX_H.XPT", "record"
+    )
+    with pytest.raises(
+        FetchError,
+        match=r"HTTP 404 .*; the damaged copy that was at \S*DXX_H\.XPT failed its checks and "
+        r"was removed$",
+    ):
+        fetch(["2013-2014"], ["DXX"], dest, base_url=server, timeout=10)  # not served
+    assert not target.exists()
+
+
+def test_present_file_that_cannot_be_read_is_kept(server, synthetic_nhanes, tmp_path, monkeypatch):
+    dest = tmp_path / "nhanes"
+    target = dest / "2013-2014" / "DEMO_H.XPT"
+    target.parent.mkdir(parents=True)
+    shutil.copy(synthetic_nhanes / "2013-2014" / "DEMO_H.XPT", target)
+    before = target.read_bytes()
+
+    def denied(path):
+        raise PermissionError(errno.EACCES, "Permission denied", str(path))
+
+    monkeypatch.setattr(xpt, "sha256", denied)
+    with pytest.raises(
+        FetchError,
+        match=r"cannot read \S*DEMO_H\.XPT to check it \(.*Permission denied.*\); "
+        "it was left as it is",
+    ):
+        fetch(["2013-2014"], ["DEMO"], dest, base_url=server, timeout=10)
+    assert target.read_bytes() == before
+
+
+@pytest.mark.parametrize("timeout", [0, -1, float("nan"), float("inf")])
+def test_timeout_must_be_positive(tmp_path, timeout):
+    with pytest.raises(FetchError, match="--timeout must be a positive number of seconds"):
+        fetch(["2013-2014"], ["DEMO"], tmp_path / "dest", timeout=timeout)
+    assert list(tmp_path.iterdir()) == []

@@ -39,7 +39,7 @@ def test_interrupted_block_leaves_nothing_and_keeps_the_old_result(tmp_path):
             raise KeyboardInterrupt
     assert (dest / "result.txt").read_text() == "good"
     assert names(tmp_path) == ["run"]  # no partial, no lock file
-    make_run(dest / "again")  # the lock was released
+    make_run(tmp_path / "again")  # the lock was released
 
 
 def test_existing_folder_needs_overwrite_and_gets_a_marker(tmp_path):
@@ -119,7 +119,7 @@ def test_second_writer_fails_cleanly_and_the_first_completes(tmp_path):
                 raise AssertionError("the block must not run")
         assert (first / "result.txt").read_text() == "first"
     assert str(caught.value) == (
-        f"another bayesmetal process (pid {os.getpid()}) is writing {dest}; "
+        f"another bayesmetal process (pid {os.getpid()}, still running) is writing {dest}; "
         "wait for it or choose another --out"
     )
     assert (dest / "result.txt").read_text() == "first"
@@ -136,7 +136,9 @@ def test_writer_in_another_process_keeps_the_second_out(tmp_path):
     )
     try:
         temp = tmp_path / holder.stdout.readline().strip()
-        with pytest.raises(BayesmetalError, match=rf"\(pid {holder.pid}\) is writing"):
+        with pytest.raises(
+            BayesmetalError, match=rf"\(pid {holder.pid}, still running\) is writing"
+        ):
             with atomic_folder(dest):
                 pass
         assert temp.is_dir() and not dest.exists()
@@ -206,3 +208,157 @@ def test_filesystem_without_locks_still_writes(tmp_path, monkeypatch):
         make_run(tmp_path / "run")
     assert (tmp_path / "run" / "result.txt").read_text() == "good"
     assert names(tmp_path) == ["run"]
+
+
+def test_dest_inside_a_run_folder_is_refused(tmp_path):
+    make_run(tmp_path / "n")
+    dest = tmp_path / "n" / "sens" / "deeper"
+    with pytest.raises(BayesmetalError) as caught:
+        with atomic_folder(dest):
+            raise AssertionError("the block must not run")
+    assert str(caught.value) == (
+        f"output folder {dest} is inside the run folder {tmp_path / 'n'}; "
+        "choose an --out outside it"
+    )
+    assert names(tmp_path / "n") == [RUN_MARKER, "result.txt"]  # no sens/ created
+
+
+@pytest.mark.parametrize("out", [".", "..", "", "sub/..", "/"])
+def test_current_folder_or_its_parent_is_refused(tmp_path, monkeypatch, out):
+    make_run(tmp_path / "cwd")
+    monkeypatch.chdir(tmp_path / "cwd")
+    with pytest.raises(BayesmetalError, match="is the current folder or one of its parents"):
+        with atomic_folder(Path(out), overwrite=True):
+            raise AssertionError("the block must not run")
+    assert names(tmp_path) == ["cwd"]
+    assert names(tmp_path / "cwd") == [RUN_MARKER, "result.txt"]
+
+
+def test_relative_dest_below_the_current_folder_works(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    make_run(Path("runs") / ".." / "run")
+    assert names(tmp_path) == ["run", "runs"]
+    assert (tmp_path / "run" / "result.txt").read_text() == "good"
+
+
+@pytest.mark.parametrize("depth", [1, 2])
+def test_dest_below_a_file_is_refused(tmp_path, depth):
+    (tmp_path / "afile").write_text("x")
+    dest = tmp_path.joinpath("afile", *["x"] * depth)
+    with pytest.raises(BayesmetalError) as caught:
+        runs.check_dest(dest, overwrite=False)
+    message = f"cannot create output folder {dest}: {tmp_path / 'afile'} is a file, not a folder"
+    assert str(caught.value) == message
+    with pytest.raises(BayesmetalError, match="is a file, not a folder"):
+        make_run(dest)
+    assert names(tmp_path) == ["afile"]
+
+
+def test_overwriting_a_symlinked_run_replaces_the_link_only(tmp_path):
+    make_run(tmp_path / "real", "old")
+    (tmp_path / "run").symlink_to(tmp_path / "real")
+    with atomic_folder(tmp_path / "run", overwrite=True) as folder:
+        (folder / "result.txt").write_text("new")
+    assert not (tmp_path / "run").is_symlink()
+    assert (tmp_path / "run" / "result.txt").read_text() == "new"
+    assert (tmp_path / "real" / "result.txt").read_text() == "old"  # not followed
+    assert names(tmp_path) == ["real", "run"]  # no .run.old-* link left behind
+
+
+def test_abandoned_old_link_is_removed_without_following_it(tmp_path):
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    make_run(tmp_path / "real")
+    old = tmp_path / f".run.old-{dead.pid}@{socket.gethostname()}.x1y2z3"
+    old.symlink_to(tmp_path / "real")
+    make_run(tmp_path / "run")
+    assert names(tmp_path) == ["real", "run"]
+    assert names(tmp_path / "real") == [RUN_MARKER, "result.txt"]
+
+
+def test_broken_symlink_dest_is_refused(tmp_path):
+    (tmp_path / "run").symlink_to(tmp_path / "missing")
+    with pytest.raises(BayesmetalError, match="is a broken symbolic link"):
+        make_run(tmp_path / "run")
+    assert (tmp_path / "run").is_symlink()
+
+
+LOCK_HOLDER = """
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)
+fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+os.ftruncate(fd, 0)
+os.write(fd, sys.argv[2].encode())
+print("locked", flush=True)
+sys.stdin.read()
+"""
+
+
+def hold_lock(lock: Path, tag: str) -> subprocess.Popen:
+    """A process holding `lock` with `tag` in it, as a worker forked by that writer would."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", LOCK_HOLDER, str(lock), tag],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout.readline() == "locked\n"
+    return holder
+
+
+def test_lock_held_only_by_orphans_of_a_dead_writer_is_taken_over(tmp_path):
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    orphan = hold_lock(tmp_path / ".run.lock", f"{dead.pid}@{socket.gethostname()}")
+    try:
+        with pytest.warns(UserWarning, match=rf"left behind by bayesmetal pid {dead.pid}, "):
+            make_run(tmp_path / "run")
+    finally:
+        orphan.communicate("")
+    assert (tmp_path / "run" / "result.txt").read_text() == "good"
+    assert names(tmp_path) == ["run"]
+
+
+def test_lock_of_a_live_or_remote_writer_is_kept(tmp_path):
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    lock = tmp_path / ".run.lock"
+    for tag, holder_text in [
+        (f"{os.getpid()}@{socket.gethostname()}", f"pid {os.getpid()}, still running"),
+        (f"{dead.pid}@another-host", f"pid {dead.pid} on another-host"),
+        ("garbage", "pid unknown"),
+    ]:
+        holder = hold_lock(lock, tag)
+        try:
+            with pytest.raises(BayesmetalError, match=rf"\({holder_text}\) is writing"):
+                make_run(tmp_path / "run")
+            assert lock.read_text() == tag
+        finally:
+            holder.communicate("")
+    assert names(tmp_path) == [".run.lock"]
+
+
+def test_lock_file_removed_before_flock_is_retried_on_the_new_file(tmp_path, monkeypatch):
+    """The holder may remove the lock file (and release it) between our open and flock: the
+    lock then taken is on a file no longer at the path, and must be retried."""
+    path = tmp_path / ".run.lock"
+    real_flock = runs.fcntl.flock
+    calls = []
+
+    def holder_finishes_first(fd, operation):
+        calls.append(fd)
+        if len(calls) == 1:
+            path.unlink()
+        return real_flock(fd, operation)
+
+    monkeypatch.setattr(runs.fcntl, "flock", holder_finishes_first)
+    fd = runs._acquire_lock(path, tmp_path / "run")
+    monkeypatch.undo()
+    try:
+        assert len(calls) == 2
+        assert os.path.samestat(os.fstat(fd), path.stat())
+        with pytest.raises(BayesmetalError, match="still running"):
+            runs._acquire_lock(path, tmp_path / "run")
+    finally:
+        os.close(fd)

@@ -1,15 +1,20 @@
 """Synthetic NHANES carries a known truth; the embedded extract matches its manifest."""
 
 import json
+import shutil
 
 import numpy as np
 import pyreadstat
 import pytest
 
 from bayesmetal import nhanes
+from bayesmetal.config import load_config
+from bayesmetal.errors import DataError
+from bayesmetal.extract import build_extract
 from bayesmetal.simulate import DEFAULT_TRUTH, METALS
 
-from .conftest import EMBEDDED_NHANES
+from .conftest import CONFIGS, EMBEDDED_NHANES
+from .test_xpt import cut_copy
 
 
 def test_synthetic_files_have_real_names_labels_and_lod_codes(synthetic_nhanes):
@@ -65,3 +70,20 @@ def test_embedded_extract_values_equal_the_cdc_files(shared_nhanes):
         full, _ = pyreadstat.read_xport(str(source), usecols=entry["columns"])
         extract, _ = pyreadstat.read_xport(str(EMBEDDED_NHANES / name))
         assert extract.equals(full[entry["columns"]]), name
+
+
+def test_extract_refuses_a_truncated_source(synthetic_nhanes, tmp_path):
+    spec = load_config(CONFIGS / "cohorts" / "adults_op_2013.yaml").cohort
+    source = tmp_path / "source"
+    shutil.copytree(synthetic_nhanes / "2013-2014", source / "2013-2014")
+    full = synthetic_nhanes / "2013-2014" / "PBCD_H.XPT"
+    cut = cut_copy(full, source / "2013-2014" / "PBCD_H.XPT", "record")
+    dest = tmp_path / "extract"
+    with pytest.raises(DataError, match=rf"^{cut} .*download it again"):
+        build_extract([spec], source, dest)
+    assert not dest.exists()  # no MANIFEST.json, no extract file
+    shutil.copy(full, cut)
+    manifest = build_extract([spec], source, dest)
+    entry = manifest["files"]["2013-2014/PBCD_H.XPT"]
+    assert entry["source_sha256"] == nhanes.sha256(full)
+    assert (dest / "MANIFEST.json").is_file()

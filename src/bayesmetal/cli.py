@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import functools
 import json
 import os
+import signal
 import sys
+import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -53,6 +56,24 @@ def write_log(command: str, trace: str) -> Path | None:
     return path
 
 
+def _terminated(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt("terminated by SIGTERM")
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (sent by `timeout`, job schedulers and `kill`) stops a run as Ctrl-C does:
+    temporary folders removed, sampler workers stopped, exit 130."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def guarded(command: str) -> Callable[[Callable[..., int]], Callable[..., int]]:
     """Wrap a CLI entry point so that no failure ends in a bare traceback.
 
@@ -65,7 +86,8 @@ def guarded(command: str) -> Callable[[Callable[..., int]], Callable[..., int]]:
         @functools.wraps(main)
         def run(argv: list[str] | None = None) -> int:
             try:
-                return main(argv)
+                with terminate_as_interrupt():
+                    return main(argv)
             except BayesmetalError as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 return EXIT_INPUT
@@ -141,6 +163,8 @@ def describe_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     args = parser.parse_args(argv)
     config = load_config(args.config)
+    if config.cohort is None:
+        raise BayesmetalError(f"{args.config}: describe.py needs a cohort: section (not a table)")
     table = load_cohort(config.cohort, resolve_data_dir(config, args.data_dir))
     with atomic_folder(Path(args.out), overwrite=args.overwrite, kind="describe") as folder:
         write_descriptives(table, config, folder)
@@ -182,29 +206,41 @@ def write_run_folder(
     overwrite: bool,
     posterior: Callable[[Path], dict[str, InferenceData]],
     planned: Plan,
+    keep_failed: bool = True,
 ) -> Results | BaseException:
     """Posterior first, then summaries, in a folder renamed into place at the end.
 
     `posterior` samples (or loads) the posterior and writes its files into the folder; it runs
     inside atomic_folder, so `dest` is locked against a second writer while chains run.
 
-    An error or an interrupt in the summaries still completes the folder (posterior, config
-    and summaries_failed.txt with the traceback) and is returned. A failure while writing the
+    An error or an interrupt in the summaries is returned. With `keep_failed` the folder is
+    still completed (posterior, config and summaries_failed.txt with the traceback), so a new
+    posterior is never lost; without it (--summarise, whose posterior is already safe in
+    `dest`) the new folder is discarded and `dest` left as it was. A failure while writing the
     posterior leaves nothing.
     """
     from bayesmetal import workflow
     from bayesmetal.runs import record_failure, write_summaries
 
     failure: BaseException | None = None
-    with atomic_folder(dest, overwrite=overwrite) as folder:
-        idatas = posterior(folder)
-        try:
-            results = workflow.summarise(planned, idatas)
-            write_summaries(folder, results)
-        except (Exception, KeyboardInterrupt) as exc:
-            failure = exc
-            record_failure(folder, traceback.format_exc())
+    try:
+        with atomic_folder(dest, overwrite=overwrite) as folder:
+            idatas = posterior(folder)
+            try:
+                results = workflow.summarise(planned, idatas)
+                write_summaries(folder, results)
+            except (Exception, KeyboardInterrupt) as exc:
+                failure = exc
+                if not keep_failed:
+                    raise _Discarded from exc
+                record_failure(folder, traceback.format_exc())
+    except _Discarded:
+        pass
     return failure or results
+
+
+class _Discarded(Exception):
+    """Raised inside atomic_folder to throw away a re-summary that failed."""
 
 
 def report_run(outcome: Results | BaseException, folder: Path) -> int:
@@ -236,20 +272,30 @@ def summarise_run(run: Path) -> int:
     """`fit.py --summarise RUN`: rewrite RUN's diagnostics, tables, figures and report from its
     idata and saved config alone (no data files), swapping the new folder into place."""
     from bayesmetal import workflow
-    from bayesmetal.runs import copy_posterior, load_run
+    from bayesmetal.runs import carry_over, load_run
 
     try:
         idatas = load_run(run)
         planned = workflow.plan_from_run(idatas)
 
         def posterior(folder: Path) -> dict[str, InferenceData]:
-            copy_posterior(run, folder)
+            carry_over(run, folder)
             return idatas
 
-        outcome = write_run_folder(run, True, posterior, planned)
+        outcome = write_run_folder(run, True, posterior, planned, keep_failed=False)
     except BayesmetalError as exc:
         print(f"error: --summarise {run}: {exc}", file=sys.stderr)
         return 2
+    if isinstance(outcome, BaseException):
+        trace = "".join(traceback.format_exception(outcome))
+        log = write_log("summarise", trace)
+        what = "interrupted" if isinstance(outcome, KeyboardInterrupt) else "failed"
+        print(
+            f"error: --summarise {what} ({type(outcome).__name__}: {outcome}); {run}/ was left "
+            f"as it was" + (f" (traceback in {log})" if log else ""),
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED if isinstance(outcome, KeyboardInterrupt) else EXIT_FAILURE
     return report_run(outcome, run)
 
 

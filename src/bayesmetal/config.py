@@ -283,6 +283,18 @@ class DataSpec(Strict):
     nhanes_dir: str = "data/nhanes"
 
 
+def one_role_each(roles: dict[str, list[str]]) -> None:
+    """A column may be listed once and play one role: the outcome as a covariate, an exposure
+    twice or an exposure also adjusted for would fit a model nobody meant."""
+    seen: dict[str, str] = {}
+    for role, columns in roles.items():
+        for column in columns:
+            if column in seen:
+                where = role if seen[column] == role else f"{seen[column]} and {role}"
+                raise ValueError(f"column {column!r} is listed twice ({where})")
+            seen[column] = role
+
+
 class TableSource(Strict):
     """A user's own cohort: a CSV or parquet file and which column is what."""
 
@@ -304,6 +316,10 @@ class TableSource(Strict):
             raise ValueError(
                 f"'categorical' lists columns that are not covariates: {sorted(extra)}"
             )
+        roles = {"outcome": [self.outcome], "exposures": self.exposures}
+        roles |= {"covariates": self.covariates, "id": [self.id] if self.id else []}
+        roles |= {"weight": [self.weight] if self.weight else []}
+        one_role_each(roles)
         return self
 
 
@@ -313,6 +329,13 @@ class AnalysisSpec(Strict):
     outcome: str | None = None  # required with a cohort; a table names its own
     exposures: list[str] | None = None  # default: all of the cohort's
     covariates: list[str] | None = None  # default: all of the cohort's
+
+    @model_validator(mode="after")
+    def _one_role_each(self) -> AnalysisSpec:
+        roles = {"outcome": [self.outcome] if self.outcome else []}
+        roles |= {"exposures": self.exposures or [], "covariates": self.covariates or []}
+        one_role_each(roles)
+        return self
 
 
 class GlmSpec(Strict):

@@ -35,17 +35,19 @@ def check(
     problems, notes = [], []
     for _, row in table.iterrows():
         name = row["parameter"]
+        if draws < MIN_DRAWS:  # before the constant test: one draw is always "constant"
+            problems.append(f"{draws} draws per chain: R-hat and ESS need at least {MIN_DRAWS}")
+            notes.append("")
+            continue
         if name in constant:
             problem, note = _constant_verdict(idata, name, conditional)
             problems.append(problem)
             notes.append(note)
             continue
         issues = []
-        if draws < MIN_DRAWS:
-            issues.append(f"{draws} draws per chain: R-hat and ESS need at least {MIN_DRAWS}")
-        elif not row["rhat"] <= targets.max_rhat:
+        if not row["rhat"] <= targets.max_rhat:
             issues.append(f"R-hat {row['rhat']:.3f} > {targets.max_rhat}")
-        if draws >= MIN_DRAWS and not min(row["ess_bulk"], row["ess_tail"]) >= targets.min_ess:
+        if not min(row["ess_bulk"], row["ess_tail"]) >= targets.min_ess:
             issues.append(f"ESS {min(row['ess_bulk'], row['ess_tail']):.0f} < {targets.min_ess:g}")
         if n_div > targets.max_divergences:
             issues.append(f"{n_div} divergences")
@@ -62,8 +64,10 @@ def _constant_verdict(idata: InferenceData, name: str, conditional: dict) -> tup
     that never flipped is decisive only if its Rao-Blackwellised PIP agrees (below 1% for 0,
     above 99% for 1); otherwise, or when that check is missing, it is flagged."""
     var, _, inside = name.partition("[")
+    if var == "r":  # BKMR's r_m is 0 while its exposure is out: judged on its delta's row
+        return "", "constant in every draw (follows its inclusion indicator)"
     if var != "delta":
-        return "", "constant in every draw"
+        return "constant in every draw: the chains did not move", ""
     exposure = inside.removesuffix("]")
     value = int(idata.posterior["delta"].sel(exposure=exposure).to_numpy().flat[0])
     if exposure not in conditional:

@@ -13,11 +13,27 @@ from pathlib import Path
 import pandas as pd
 import pyreadstat
 
-from bayesmetal import nhanes
+from bayesmetal import nhanes, xpt
 from bayesmetal.catalog import get_cycle
 from bayesmetal.cohort import SURVEY_DESIGN, required_variables
 from bayesmetal.config import CohortSpec
 from bayesmetal.errors import DataError
+
+
+def verify_sources(specs: list[CohortSpec], source_dir: Path) -> dict[tuple[str, str], str]:
+    """(cycle, component) -> SHA-256 of each source file, every one verified complete first
+    (nhanes.verify): pyreadstat reads a cut file silently, and the manifest would vouch for it."""
+    manifest = xpt.load_manifest(source_dir)
+    digests: dict[tuple[str, str], str] = {}
+    for spec in specs:
+        for label in spec.cycles:
+            cycle = get_cycle(label)
+            for comp in spec.components:
+                if (label, comp) not in digests:
+                    path = nhanes.locate(source_dir, cycle, comp)
+                    verified = nhanes.verify(path, cycle, comp, source_dir, manifest)
+                    digests[(label, comp)] = verified.sha256
+    return digests
 
 
 def columns_needed(specs: list[CohortSpec], source_dir: Path) -> dict[tuple[str, str], list[str]]:
@@ -45,7 +61,9 @@ def write_xpt(frame: pd.DataFrame, labels: dict[str, str], path: Path, name: str
 
 
 def build_extract(specs: list[CohortSpec], source_dir: Path, dest_dir: Path) -> dict:
-    """Write the extract and its manifest; verify every column survives the round trip."""
+    """Write the extract and its manifest; verify every source file before reading any, and
+    every column survives the round trip."""
+    digests = verify_sources(specs, source_dir)
     manifest: dict = {"files": {}}
     for (label, comp), columns in sorted(columns_needed(specs, source_dir).items()):
         cycle = get_cycle(label)
@@ -62,7 +80,7 @@ def build_extract(specs: list[CohortSpec], source_dir: Path, dest_dir: Path) -> 
             raise DataError(f"round trip of {source} changed values; extract not written")
         tmp.replace(target)
         manifest["files"][f"{label}/{target.name}"] = {
-            "source_sha256": nhanes.sha256(source),
+            "source_sha256": digests[(label, comp)],
             "extract_sha256": nhanes.sha256(target),
             "rows": len(frame),
             "columns": columns,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import http.client
+import math
 import os
 import re
 import tempfile
@@ -81,6 +82,8 @@ def check_xpt(path: Path, key: str, origin: str, manifest: dict[str, dict]) -> s
         read = len(pyreadstat.read_xport(str(path))[0])
     except DataError as exc:
         raise FetchError(str(exc)) from exc
+    except (OSError, MemoryError):
+        raise  # cannot read it: says nothing about whether the file is whole
     except Exception as exc:  # pyreadstat's own error classes
         raise FetchError(f"{origin} cannot be read as XPT: {exc}") from exc
     if read != verified.rows:
@@ -127,7 +130,10 @@ def _download(url: str, tmp: Path, dest: Path, timeout: float) -> int:
 
 
 def _present(dest: Path, key: str, manifest: dict[str, dict]) -> FetchResult | None:
-    """The result for a valid file already at dest; a file failing the checks is deleted."""
+    """The result for a valid file already at dest; a file failing the checks is deleted.
+
+    A file that cannot be read (permissions, I/O error) is left alone: FetchError.
+    """
     if not dest.is_file():
         return None
     try:
@@ -135,6 +141,8 @@ def _present(dest: Path, key: str, manifest: dict[str, dict]) -> FetchResult | N
     except FetchError:
         dest.unlink()  # never keep a file that cannot be verified as complete
         return None
+    except OSError as exc:
+        raise FetchError(f"cannot read {dest} to check it ({exc}); it was left as it is") from exc
     return FetchResult(dest, "present", dest.stat().st_size, level)
 
 
@@ -145,6 +153,7 @@ def fetch_file(
 
     A file already there is verified again and replaced if it fails; a download is verified
     before it is renamed into place, so a partial or unverified file is never left behind.
+    A damaged file is deleted before the download: if that fails, the error says so.
     """
     dest = Path(dest)
     key = f"{dest.parent.name}/{dest.name}"
@@ -153,6 +162,21 @@ def fetch_file(
     present = _present(dest, key, manifest)
     if present:
         return present
+    try:
+        size, level = _download_verified(url, dest, key, manifest, timeout)
+    except FetchError as exc:
+        if existed:
+            raise FetchError(
+                f"{exc}; the damaged copy that was at {dest} failed its checks and was removed"
+            ) from exc
+        raise
+    return FetchResult(dest, REPLACED if existed else "downloaded", size, level)
+
+
+def _download_verified(
+    url: str, dest: Path, key: str, manifest: dict[str, dict], timeout: float
+) -> tuple[int, str]:
+    """Download `url` beside dest, verify it and rename it into place: (size, verification)."""
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
@@ -169,7 +193,7 @@ def fetch_file(
         tmp.replace(dest)
     finally:
         tmp.unlink(missing_ok=True)
-    return FetchResult(dest, REPLACED if existed else "downloaded", size, level)
+    return size, level
 
 
 def fetch(
@@ -183,6 +207,8 @@ def fetch(
 
     All arguments are checked before anything is downloaded.
     """
+    if not (timeout > 0 and math.isfinite(timeout)):
+        raise FetchError(f"--timeout must be a positive number of seconds, not {timeout}")
     check_base_url(base_url)
     targets = [(c, comp, target_path(dest, c, comp)) for c in cycles for comp in components]
     manifest = xpt.load_manifest(dest)

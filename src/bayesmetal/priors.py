@@ -75,14 +75,30 @@ def create(
         raise ConfigError(f"priors.{key} = {specs[key]}: {exc}") from exc
 
 
-def check_values(specs: dict[str, dict[str, Any]]) -> None:
-    """Refuse priors whose parameters are outside their range (a negative sd, Uniform with
-    lower > upper): their log-density at PyMC's initial point is not finite, which NUTS would
-    report only at sampling, without naming the key. One throwaway model, one compilation."""
+def _declare(specs: dict[str, dict[str, Any]], prefix: str = "") -> dict[str, Any]:
+    """Each prior as a variable of the current model (Dirichlet sized by its `a`)."""
+    made = {}
+    for key, spec in specs.items():
+        size = len(spec["a"]) if isinstance(spec.get("a"), list) else 2
+        dirichlet = spec.get("distribution") == "Dirichlet"
+        made[key] = create(specs, key, prefix + key, size=size if dirichlet else None)
+    return made
+
+
+def check_values(
+    specs: dict[str, dict[str, Any]], defaults: dict[str, dict[str, Any]] | None = None
+) -> None:
+    """Refuse priors the model cannot use, naming the key, before any data are sampled.
+
+    Parameters outside their range (a negative sd, Uniform with lower > upper) give a log-density
+    that is not finite at PyMC's initial point, which NUTS would report only at sampling. A
+    prior replacing a positive default (a scale such as sigma) must be positive too: Normal for
+    sigma would propose negative scales. One throwaway model; draws only for replaced priors.
+    """
+    replaced = {k: v for k, v in specs.items() if defaults and defaults.get(k) != v}
     with pm.Model() as model:
-        for key, spec in specs.items():
-            size = len(spec["a"]) if isinstance(spec.get("a"), list) else 2
-            create(specs, key, size=size if spec.get("distribution") == "Dirichlet" else None)
+        made = _declare(specs)
+        reference = _declare({k: defaults[k] for k in replaced}, "default_") if replaced else {}
     try:
         logps = model.point_logps()
     except Exception as exc:  # PyMC's parameter checks raise several types
@@ -97,3 +113,13 @@ def check_values(specs: dict[str, dict[str, Any]]) -> None:
                 f"(log-density of {name} at its initial value is {value}); "
                 "scales, shapes and rates must be positive, lower < upper"
             )
+    if replaced:
+        keys = list(replaced)
+        draws = pm.draw([made[k] for k in keys] + [reference[k] for k in keys], 200, random_seed=1)
+        for key, user, default in zip(keys, draws[: len(keys)], draws[len(keys) :], strict=True):
+            if np.all(default > 0) and not np.all(user > 0):
+                raise ConfigError(
+                    f"priors.{key} = {specs[key]}: {key} must be positive (its default is "
+                    f"{defaults[key]['distribution']}), but this prior puts mass at or below 0; "
+                    "use a positive distribution such as HalfNormal, Gamma or LogNormal"
+                )

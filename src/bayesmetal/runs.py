@@ -83,19 +83,54 @@ def is_run_folder(folder: Path) -> bool:
     return (folder / RUN_MARKER).is_file() or legacy
 
 
+def _locate(dest: Path) -> Path:
+    """Absolute `dest` with `.`, `..` and the symlinks of its parents resolved, but not its
+    own name: a `dest` that is a symlink is replaced as a link, never followed."""
+    path = Path(dest).absolute()
+    return path.resolve() if path.name == ".." else path.parent.resolve() / path.name
+
+
+def _check_place(dest: Path, where: Path) -> None:
+    """Refuse a `dest` (at `where`, from _locate) that must never become a run folder: the
+    current folder or one of its parents, a folder inside a run folder (an --overwrite of
+    that run would delete it), or a path below a file."""
+    if Path.cwd().resolve().is_relative_to(where.resolve()):
+        raise BayesmetalError(
+            f"output folder {dest} is the current folder or one of its parents; refusing to "
+            "replace it: choose an --out below it"
+        )
+    for folder in where.parents:
+        if folder.exists() and not folder.is_dir():
+            raise BayesmetalError(
+                f"cannot create output folder {dest}: {folder} is a file, not a folder"
+            )
+        if is_run_folder(folder):
+            raise BayesmetalError(
+                f"output folder {dest} is inside the run folder {folder}; "
+                "choose an --out outside it"
+            )
+
+
 def check_dest(dest: Path, overwrite: bool) -> None:
-    """Refuse a `dest` that atomic_folder must not create or replace: a file; an existing
-    folder without `overwrite`; with it, a non-empty folder that is not a run folder (such as
-    the folder holding the runs), whose files would all be deleted."""
-    if dest.exists() and not dest.is_dir():
+    """Refuse a `dest` that atomic_folder must not create or replace: see _check_place; a
+    file or broken link; an existing folder without `overwrite`; with it, a non-empty folder
+    that is not a run folder (such as the folder holding the runs), whose files would all be
+    deleted."""
+    where = _locate(dest)
+    _check_place(dest, where)
+    if where.is_symlink() and not where.exists():
+        raise BayesmetalError(
+            f"output folder {dest} is a broken symbolic link; choose another --out"
+        )
+    if where.exists() and not where.is_dir():
         raise BayesmetalError(f"output folder {dest} exists as a file; choose another --out")
-    if not dest.exists():
+    if not where.exists():
         return
     if not overwrite:
         raise BayesmetalError(
             f"output folder {dest} already exists; pass --overwrite to replace it"
         )
-    if any(dest.iterdir()) and not is_run_folder(dest):
+    if any(where.iterdir()) and not is_run_folder(where):
         raise BayesmetalError(
             f"output folder {dest} is not a bayesmetal run folder (no {RUN_MARKER}); refusing "
             "to replace it: choose another --out or remove it yourself"
@@ -108,7 +143,7 @@ def _holder_text(tag: str) -> str:
     if owner is None:
         return "pid unknown"
     pid, host = owner
-    return f"pid {pid}" if host == socket.gethostname() else f"pid {pid} on {host}"
+    return f"pid {pid}, still running" if host == socket.gethostname() else f"pid {pid} on {host}"
 
 
 def _same_file(fd: int, path: Path) -> bool:
@@ -119,23 +154,46 @@ def _same_file(fd: int, path: Path) -> bool:
         return False
 
 
+def _break_orphaned(fd: int, path: Path, tag: str) -> bool:
+    """Remove the busy lock file `path` (open as `fd`) when its writer `tag` is provably gone
+    (_owner_gone): then only processes it forked (PyMC's chains, multiprocessing workers),
+    which inherit the flock and may outlive a killed writer, still hold it. Only the file
+    still at `path` is removed, so a lock file already replaced is left alone."""
+    if not (_owner_gone(tag) and _same_file(fd, path)):
+        return False
+    path.unlink(missing_ok=True)
+    pid = tag.partition("@")[0]
+    warnings.warn(
+        f"{path} was held only by processes left behind by bayesmetal pid {pid}, which is "
+        "gone; taking the lock over",
+        stacklevel=3,
+    )
+    return True
+
+
 def _acquire_lock(path: Path, dest: Path) -> int | None:
     """Take an exclusive non-blocking flock on `path` and write our _owner_tag into it.
 
     Returns the descriptor (closing it releases the lock), or None with a warning where the
     filesystem cannot lock. The holder removes `path` before releasing it, so a lock taken on
     a file that is no longer at `path` is retried on the new file: two writers never hold
-    locks on different files for one `dest`.
+    locks on different files for one `dest`. A lock whose writer is gone is broken
+    (_break_orphaned). Narrow race: two writers that find the same orphaned lock at once may
+    both pass the check before either removes it; the second then removes the first's new
+    lock file and both write (the later rename wins; no half-written folder results).
     """
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = _holder_text(os.read(fd, 1024).decode(errors="replace"))
+            tag = os.read(fd, 1024).decode(errors="replace")
+            broken = _break_orphaned(fd, path, tag)
             os.close(fd)
+            if broken:
+                continue
             raise BayesmetalError(
-                f"another bayesmetal process ({holder}) is writing {dest}; "
+                f"another bayesmetal process ({_holder_text(tag)}) is writing {dest}; "
                 "wait for it or choose another --out"
             ) from None
         except OSError as exc:
@@ -157,12 +215,13 @@ def _acquire_lock(path: Path, dest: Path) -> int | None:
 
 
 @contextmanager
-def _dest_lock(dest: Path) -> Iterator[None]:
-    """Hold the lock file `.<name>.lock` beside `dest`; remove it, then release it, at the end.
+def _dest_lock(where: Path, dest: Path) -> Iterator[None]:
+    """Hold the lock file `.<name>.lock` beside `where` (_locate of `dest`, which messages
+    name); remove it, then release it, at the end.
 
     Removing it while still held keeps the folder tidy without a race (see _acquire_lock).
     """
-    path = dest.with_name(f".{dest.name}.lock")
+    path = where.with_name(f".{where.name}.lock")
     fd = _acquire_lock(path, dest)
     try:
         yield
@@ -181,7 +240,16 @@ def _remove_abandoned(dest: Path) -> None:
             if not path.name.startswith(prefix):
                 continue
             if _owner_gone(path.name.removeprefix(prefix).rpartition(".")[0]):
-                shutil.rmtree(path, ignore_errors=True)
+                _remove(path)
+
+
+def _remove(path: Path) -> None:
+    """Delete a folder, or only the link where `path` is a symlink (rmtree refuses links, and
+    what a link points to is never ours to delete)."""
+    if path.is_symlink():
+        path.unlink()
+    else:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _write_marker(folder: Path, kind: str) -> None:
@@ -197,7 +265,7 @@ def _write_marker(folder: Path, kind: str) -> None:
 def _swap_in(tmp: Path, dest: Path) -> None:
     """Rename `tmp` to `dest`; an existing `dest` is first renamed aside (`.old-`, same tag)
     and deleted after, or renamed back if the swap fails."""
-    if not dest.exists():
+    if not os.path.lexists(dest):
         tmp.rename(dest)
         return
     trash = dest.with_name(tmp.name.replace(".partial-", ".old-", 1))
@@ -207,7 +275,7 @@ def _swap_in(tmp: Path, dest: Path) -> None:
     except BaseException:
         trash.rename(dest)
         raise
-    shutil.rmtree(trash, ignore_errors=True)
+    _remove(trash)
 
 
 @contextmanager
@@ -222,20 +290,21 @@ def atomic_folder(dest: Path, overwrite: bool = False, kind: str = "fit") -> Ite
     killed writer is removed by the next writer of `dest` only when that pid is no longer
     alive on this host, so a live writer's folder is never deleted, even if it holds no lock.
     """
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with _dest_lock(dest):
+    where = _locate(dest)
+    _check_place(dest, where)  # before creating any parent folder
+    where.parent.mkdir(parents=True, exist_ok=True)
+    with _dest_lock(where, dest):
         check_dest(dest, overwrite)
-        _remove_abandoned(dest)
-        prefix = f".{dest.name}.partial-{_owner_tag()}."
-        tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=dest.parent))
+        _remove_abandoned(where)
+        prefix = f".{where.name}.partial-{_owner_tag()}."
+        tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=where.parent))
         try:
             umask = os.umask(0)
             os.umask(umask)
             tmp.chmod(0o777 & ~umask)  # mkdtemp's 0700 would hide results from co-workers
             yield tmp
             _write_marker(tmp, kind)
-            _swap_in(tmp, dest)
+            _swap_in(tmp, where)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -356,10 +425,23 @@ def record_failure(folder: Path, trace: str) -> None:
     (folder / FAILURE_FILE).write_text(f"{trace}\n{hint}\n")
 
 
-def copy_posterior(run: Path, folder: Path) -> None:
-    """Copy the posterior files of run folder `run` into `folder` (for --summarise)."""
-    for path in posterior_files(run):
-        shutil.copy2(path, folder / path.name)
+def carry_over(run: Path, folder: Path) -> None:
+    """Copy all of run folder `run` into `folder` but the summaries --summarise rewrites
+    (CSV tables other than flow.csv, PNG figures, report.html, the failure note, the marker):
+    the posterior files, and anything a user put there, survive a re-summary."""
+    posterior = set(posterior_files(run))
+    for path in run.iterdir():
+        rewritten = path.suffix in (".csv", ".png") or path.name in (
+            "report.html",
+            FAILURE_FILE,
+            RUN_MARKER,
+        )
+        if rewritten and path not in posterior:
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.copytree(path, folder / path.name, symlinks=True)
+        else:
+            shutil.copy2(path, folder / path.name, follow_symlinks=False)
 
 
 def load_run(run: Path) -> dict[str, InferenceData]:

@@ -15,13 +15,43 @@ from bayesmetal.nhanes import sha256
 FALLBACK_ENCODING = "cp1252"  # Windows-1252, what Excel writes when it does not write UTF-8
 
 
+# what a file starts with when it is not a text CSV, and what to say about it
+SIGNATURES = {
+    b"PK\x03\x04": "an Excel workbook or another zip file: save it as CSV (UTF-8)",
+    b"\xd0\xcf\x11\xe0": "an old Excel (.xls) workbook: save it as CSV (UTF-8)",
+    b"\xff\xfe": "UTF-16 text (Excel's 'Unicode text'): save it as CSV (UTF-8)",
+    b"\xfe\xff": "UTF-16 text: save it as CSV (UTF-8)",
+}
+# columns the analysis table adds itself; a user column of that name would be overwritten
+RESERVED = ("SEQN", "weight_pooled")
+
+
+def _not_a_csv(path: Path) -> str | None:
+    with open(path, "rb") as handle:
+        head = handle.read(4)
+    return next((what for sig, what in SIGNATURES.items() if head.startswith(sig)), None)
+
+
+def _duplicated_header(path: Path, encoding: str) -> list[str]:
+    header = pd.read_csv(path, encoding=encoding, header=None, nrows=1).iloc[0].astype(str)
+    return sorted(set(header[header.duplicated()]))
+
+
 def read_csv(path: Path, encoding: str | None) -> tuple[pd.DataFrame, str]:
     """A CSV in the given encoding, else UTF-8, else Windows-1252; returns the encoding used
-    so the flow table can say when the file was not UTF-8."""
+    so the flow table can say when the file was not UTF-8. Duplicated column names are an
+    error (pandas would rename the second 'e1' to 'e1.1' and use the first)."""
+    what = _not_a_csv(path)
+    if what:
+        raise DataError(f"{path}: not a CSV file but {what}")
     tried = [encoding] if encoding else ["utf-8-sig", FALLBACK_ENCODING]
     for candidate in tried:
         try:
-            return pd.read_csv(path, encoding=candidate), candidate
+            frame = pd.read_csv(path, encoding=candidate)
+            repeated = _duplicated_header(path, candidate)
+            if repeated:
+                raise DataError(f"{path}: column name(s) {', '.join(repeated)} appear twice")
+            return frame, candidate
         except UnicodeDecodeError as exc:
             failure = exc
         except LookupError as exc:
@@ -42,9 +72,10 @@ def read_table(path: Path, encoding: str | None = None) -> tuple[pd.DataFrame, s
         raise DataError(f"table file not found: {path}")
     if path.suffix.lower() in (".parquet", ".pq"):
         try:
-            return pd.read_parquet(path), "parquet"
+            frame = pd.read_parquet(path)
         except (OSError, ValueError) as exc:  # pyarrow's errors derive from these
             raise DataError(f"{path}: not a readable parquet file: {exc}") from exc
+        return frame.reset_index(drop=True), "parquet"
     if path.suffix.lower() in (".csv", ".txt"):
         return read_csv(path, encoding)
     raise DataError(f"{path}: table must be .csv or .parquet")
@@ -56,6 +87,12 @@ def load_table(spec: TableSource) -> AnalysisTable:
     raw, encoding = read_table(path, spec.encoding)
     optional = [c for c in (spec.weight, spec.group, spec.id) if c]
     used = [spec.outcome, *spec.exposures, *spec.covariates, *optional]
+    reserved = [c for c in used if c in RESERVED]
+    if reserved:
+        raise DataError(
+            f"{path}: column(s) {', '.join(reserved)} have names bayesmetal uses itself "
+            f"({', '.join(RESERVED)}); rename them in the file and the config"
+        )
     missing = [c for c in used if c not in raw.columns]
     if missing:
         raise DataError(f"{path}: no column(s) {', '.join(missing)} (has {list(raw.columns)})")
@@ -63,7 +100,8 @@ def load_table(spec: TableSource) -> AnalysisTable:
         raise DataError(f"{path}: the file has a header but no rows")
     numeric = [spec.outcome, *spec.exposures, *([spec.weight] if spec.weight else [])]
     free = [c for c in spec.covariates if c not in spec.categorical]
-    raw = validate.numeric_columns(raw, numeric, free, str(path), first_line=2)
+    first = (2, "line") if encoding != "parquet" else (1, "row")  # CSV lines count the header
+    raw = validate.numeric_columns(raw, numeric, free, str(path), *first)
     said = f" (read as {encoding}: not UTF-8)" if encoding == FALLBACK_ENCODING else ""
     flow = Flow(len(raw), f"rows in {path.name}{said}")
     keep = pd.Series(True, index=raw.index)

@@ -23,6 +23,7 @@ LOG_SD_TOLERANCE = 1e-6
 # An outcome or numeric covariate whose SD is below this share of its largest |value|.
 RELATIVE_SD_TOLERANCE = 1e-9
 SHOWN = 5  # offending rows quoted in a message
+SAMPLE_ROWS = "of the analysis sample, after the flow table's exclusions"
 
 
 def _rows(index: pd.Index, first_line: int) -> str:
@@ -38,15 +39,20 @@ def _values(values: pd.Series) -> str:
 
 def text_cells(values: pd.Series) -> pd.Series:
     """The non-missing cells of a column that are not numbers (e.g. '<LOD', 'twelve')."""
-    if pd.api.types.is_numeric_dtype(values) or isinstance(values.dtype, pd.CategoricalDtype):
+    if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
         return values.iloc[0:0]
-    present = values.dropna()
+    present = values.dropna().astype(object)  # a parquet dictionary column arrives categorical
     parsed = pd.to_numeric(present, errors="coerce")
     return present[parsed.isna()]
 
 
 def numeric_columns(
-    frame: pd.DataFrame, required: list[str], maybe_text: list[str], source: str, first_line: int
+    frame: pd.DataFrame,
+    required: list[str],
+    maybe_text: list[str],
+    source: str,
+    first_line: int,
+    unit: str = "line",
 ) -> pd.DataFrame:
     """Columns in `required` as finite numbers (or missing); `maybe_text` columns either all
     text or all numbers.
@@ -61,15 +67,15 @@ def numeric_columns(
         if len(bad):
             raise DataError(
                 f"{source}: column {column!r} must be numeric but {len(bad)} cell(s) hold text "
-                f"({_values(bad)}) at line(s) {_rows(bad.index, first_line)}; replace them with "
+                f"({_values(bad)}) at {unit}(s) {_rows(bad.index, first_line)}; replace them with "
                 "numbers or leave them empty (missing)"
             )
-        frame[column] = pd.to_numeric(frame[column])
+        frame[column] = pd.to_numeric(frame[column].astype(object))
         infinite = frame.index[np.isinf(frame[column].to_numpy(dtype=float))]
         if len(infinite):
             raise DataError(
                 f"{source}: column {column!r} has {len(infinite)} infinite value(s) at "
-                f"line(s) {_rows(infinite, first_line)}"
+                f"{unit}(s) {_rows(infinite, first_line)}"
             )
     for column in dict.fromkeys(maybe_text):
         bad = text_cells(frame[column])
@@ -77,7 +83,7 @@ def numeric_columns(
         if len(bad) and numbers:
             raise DataError(
                 f"{source}: column {column!r} mixes numbers and text ({_values(bad)} at "
-                f"line(s) {_rows(bad.index, first_line)}); fix the cells, or list the column "
+                f"{unit}(s) {_rows(bad.index, first_line)}); fix the cells, or list the column "
                 "under table.categorical if its values are categories"
             )
         if numbers and frame[column].dtype == object:
@@ -91,7 +97,7 @@ def _finite(values: pd.Series, column: str, role: str, source: str) -> np.ndarra
     if infinite.any():
         raise DataError(
             f"{source}: {role} {column!r} has {int(infinite.sum())} infinite value(s) "
-            f"(row(s) {_rows(values.index[infinite], 1)} of the analysis table)"
+            f"(row(s) {_rows(values.index[infinite], 1)} {SAMPLE_ROWS})"
         )
     return numbers
 
@@ -102,7 +108,8 @@ def _check_exposure(values: pd.Series, column: str, source: str) -> None:
     if bad.any():
         raise DataError(
             f"{source}: exposure {column!r} has {int(bad.sum())} value(s) missing or <= 0 "
-            f"(e.g. {numbers[bad][0]:g} in row {_rows(values.index[bad], 1)}); a log transform "
+            f"(e.g. {numbers[bad][0]:g} in row(s) {_rows(values.index[bad], 1)} {SAMPLE_ROWS}); "
+            "a log transform "
             "needs positive concentrations (substitute LOD/sqrt(2) for non-detects)"
         )
     spread = float(np.std(np.log(numbers), ddof=1)) if len(numbers) > 1 else 0.0
@@ -129,7 +136,7 @@ def _check_outcome(values: pd.Series, column: str, family: str, source: str) -> 
         if bad.any():
             raise DataError(
                 f"{source}: outcome {column!r} must be 0/1 for a bernoulli model; found "
-                f"{_values(values[bad])} in row(s) {_rows(values.index[bad], 1)}"
+                f"{_values(values[bad])} in row(s) {_rows(values.index[bad], 1)} {SAMPLE_ROWS}"
             )
         cases = int(numbers.sum())
         if cases in (0, len(numbers)):

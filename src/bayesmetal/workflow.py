@@ -6,6 +6,7 @@ Nothing here writes files (runs.py does) or reads argv (cli.py does).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -156,23 +157,37 @@ def declare_models(config: RunConfig, design: Design, priors) -> list[PlannedFit
         if spec.kind == "single":
             fits.append(
                 PlannedFit(
-                    f"single_{exposure}",
+                    fit_label("single", exposure),
                     glm.build_glm(design, design.single_terms(exposure), priors),
                 )
             )
         else:
             fits.append(
                 PlannedFit(
-                    f"quantile_{exposure}",
+                    fit_label("quantile", exposure),
                     glm.build_glm(design, design.quantile_terms(exposure), priors),
                 )
             )
             fits.append(
                 PlannedFit(
-                    f"trend_{exposure}", glm.build_glm(design, design.trend_terms(exposure), priors)
+                    fit_label("trend", exposure),
+                    glm.build_glm(design, design.trend_terms(exposure), priors),
                 )
             )
+    labels = [fit.label for fit in fits]
+    if len(set(labels)) < len(labels):
+        raise ConfigError(
+            f"exposures {', '.join(design.exposures)} give clashing file names {labels}; "
+            "rename them to differ in letters or digits"
+        )
     return fits
+
+
+def fit_label(kind: str, exposure: str) -> str:
+    """A per-exposure fit's label, which names its files (idata_<label>.nc, rank_<label>.png):
+    anything but letters, digits, '.', '_' and '-' becomes '_', so an exposure named
+    'Pb (ug/dL)' or '../x' can neither break nor escape the run folder."""
+    return f"{kind}_{re.sub(r'[^A-Za-z0-9._-]', '_', exposure)}"
 
 
 def bkmr_fit(design: Design, spec: BkmrSpec, priors) -> PlannedFit:
@@ -199,8 +214,9 @@ def plan(config: RunConfig, data_dir: Path | None = None) -> Plan:
         raise ConfigError(f"{config.source}: no 'model:' section; nothing to fit")
     table = load_data(config, data_dir)
     design = build_design(config, table)
-    resolved = prior_lib.resolve(default_priors(config, design), config.priors, config.model.name)
-    prior_lib.check_values(resolved)
+    defaults = default_priors(config, design)
+    resolved = prior_lib.resolve(defaults, config.priors, config.model.name)
+    prior_lib.check_values(resolved, defaults)
     return Plan(config, table, design, resolved, declare_models(config, design, resolved))
 
 

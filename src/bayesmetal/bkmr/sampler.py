@@ -622,6 +622,7 @@ def run_chain(
 
 def _ignore_interrupts() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # Pool.terminate() must end the worker
 
 
 def _run_chain_single_thread(args: tuple) -> Chain:
