@@ -154,8 +154,8 @@ PRIOR = st.fixed_dictionaries(
 PLAUSIBLE = {
     "table.outcome": st.sampled_from(["y", "e1", "sex"]),
     "table.family": st.sampled_from(["gaussian", "bernoulli"]),
-    "table.exposures": st.lists(st.sampled_from(["e1", "e2", "age"]), min_size=1, unique=True),
-    "table.covariates": st.lists(st.sampled_from(["age", "sex", "e2"]), unique=True),
+    "table.exposures": st.lists(st.sampled_from(["e1", "e2", "age"]), min_size=1, max_size=3),
+    "table.covariates": st.lists(st.sampled_from(["age", "sex", "e2"]), max_size=3),
     "table.categorical": st.lists(st.sampled_from(["sex", "age"]), max_size=1),
     "table.id": st.sampled_from([None, "age"]),
     "table.encoding": st.sampled_from(["utf-8", "cp1252", "latin-1"]),
