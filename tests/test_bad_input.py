@@ -514,3 +514,14 @@ def test_summarise_keeps_user_files_and_a_failed_one_changes_nothing(tmp_path, m
     assert fit_main(["--summarise", "run"]) == 130
     assert "left as it was" in capsys.readouterr().err
     assert snapshot(tmp_path / "run") == before
+
+
+def test_prior_transform_reaches_the_fit(tmp_path, monkeypatch):
+    """`transform:` was accepted and dropped; now the fitted beta is exp(Normal) > 0."""
+    use_fake_sampler(monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    good_table(tmp_path)
+    prior = "priors.beta={distribution: Normal, mu: 0, sigma: 1, transform: exp}"
+    assert fit_main(["c.yaml", "--out", "run", "--set", prior]) == 0
+    effects = pd.read_csv(tmp_path / "run" / "effects.csv")
+    assert (effects["lower"] > 0).all()

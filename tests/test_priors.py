@@ -36,6 +36,21 @@ def test_override_changes_the_built_model():
     )
 
 
+def test_transform_is_honoured_not_dropped():
+    """`transform:` used to be accepted and silently ignored: exp(Normal) must be positive."""
+    design = _design()
+    spec = {"distribution": "Normal", "mu": 0, "sigma": 1, "transform": "exp"}
+    resolved = priors.resolve(glm.default_priors("gaussian"), {"beta": spec}, "glm")
+    model = glm.build_glm(design, design.multi_terms(), resolved)
+    draws = pm.draw(model["beta"], draws=500, random_seed=1)
+    assert (draws > 0).all() and np.median(draws) == pytest.approx(1, abs=0.15)
+    bad = priors.resolve(
+        glm.default_priors("gaussian"), {"beta": {**spec, "transform": "nonsense"}}, "glm"
+    )
+    with pytest.raises(ConfigError, match="priors.beta.*nonsense"):
+        glm.build_glm(design, design.multi_terms(), bad)
+
+
 def test_unknown_prior_name_lists_valid_names():
     with pytest.raises(ConfigError, match="betaa.*valid names: beta, gamma, intercept, sigma"):
         priors.resolve(glm.default_priors("gaussian"), {"betaa": {"distribution": "Normal"}}, "glm")

@@ -51,7 +51,7 @@ def _to_prior(spec: dict[str, Any], key: str, dims: tuple[str, ...], size: int |
             params["a"] = np.full(size, float(alpha))
         elif alpha.shape != (size,):
             raise ConfigError(f"priors.{key}.a: needs 1 or {size} values, got {alpha.size}")
-    extra = {"centered": spec["centered"]} if "centered" in spec else {}
+    extra = {option: spec[option] for option in ("centered", "transform") if option in spec}
     return Prior(spec["distribution"], dims=dims or None, **extra, **params)
 
 
