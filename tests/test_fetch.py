@@ -235,6 +235,17 @@ def test_cli_prints_the_verification_and_refuses_a_bad_url(server, tmp_path, cap
     assert "error: --base-url 'notaurl'" in capsys.readouterr().err
 
 
+def test_cli_lists_files_fetched_before_a_failure(server, tmp_path, capsys):
+    """The downloader used to print nothing when a later file failed."""
+    from bayesmetal.cli import fetch_main
+
+    args = ["--cycles", "2013-2014", "--components", "DEMO", "DXX", "--dest", str(tmp_path)]
+    assert fetch_main([*args, "--base-url", server]) == 2  # DXX is not served
+    printed = capsys.readouterr()
+    assert "DEMO_H.XPT" in printed.out and "downloaded" in printed.out
+    assert "DXX_H" in printed.err and "404" in printed.err
+
+
 def test_damaged_present_file_is_removed_and_a_failed_download_says_so(
     server, synthetic_nhanes, tmp_path
 ):

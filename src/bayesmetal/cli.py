@@ -176,7 +176,7 @@ def describe_main(argv: list[str] | None = None) -> int:
 @guarded("fetch")
 def fetch_main(argv: list[str] | None = None) -> int:
     """`fetch_nhanes.py --cycles ... --components ... --dest DIR`: download CDC files."""
-    from bayesmetal.fetch import CDC_BASE_URL, fetch
+    from bayesmetal.fetch import CDC_BASE_URL, FetchResult, fetch
 
     parser = argparse.ArgumentParser(description="Download public NHANES .XPT files from CDC.")
     parser.add_argument("--cycles", nargs="+", required=True, help="e.g. 2013-2014 2017-2020")
@@ -185,13 +185,11 @@ def fetch_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--base-url", default=CDC_BASE_URL, help="server holding the files")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
     args = parser.parse_args(argv)
-    try:
-        results = fetch(args.cycles, args.components, Path(args.dest), args.base_url, args.timeout)
-    except BayesmetalError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    for result in results:
+
+    def say(result: FetchResult) -> None:  # as each file is done: a failure later keeps them
         print(f"{result.status:>10}  {result.path}  ({result.size} bytes, {result.verification})")
+
+    fetch(args.cycles, args.components, Path(args.dest), args.base_url, args.timeout, say)
     return 0
 
 

@@ -11,6 +11,7 @@ import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -202,17 +203,21 @@ def fetch(
     dest: Path,
     base_url: str = CDC_BASE_URL,
     timeout: float = 60.0,
+    done: Callable[[FetchResult], None] | None = None,
 ) -> list[FetchResult]:
     """Fetch every (cycle, component) file into <dest>/<cycle>/<NAME>.XPT.
 
-    All arguments are checked before anything is downloaded.
+    All arguments are checked before anything is downloaded; `done` is told about each file as
+    it is finished, so a failure further on does not hide what was already fetched.
     """
     if not (timeout > 0 and math.isfinite(timeout)):
         raise FetchError(f"--timeout must be a positive number of seconds, not {timeout}")
     check_base_url(base_url)
     targets = [(c, comp, target_path(dest, c, comp)) for c in cycles for comp in components]
     manifest = xpt.load_manifest(dest)
-    return [
-        fetch_file(file_url(base_url, c, comp), target, timeout, manifest)
-        for c, comp, target in targets
-    ]
+    results = []
+    for cycle, component, target in targets:
+        results.append(fetch_file(file_url(base_url, cycle, component), target, timeout, manifest))
+        if done is not None:
+            done(results[-1])
+    return results
