@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import ast
 import functools
+import subprocess
+import sys
 from pathlib import Path
 
 from .conftest import ROOT
@@ -121,3 +123,14 @@ def test_imports_never_loop():
     for module in modules():
         if module not in state:
             visit(module, [module])
+
+
+def test_importing_the_library_keeps_the_users_matplotlib_backend():
+    """plots.py used to switch to Agg at import: a notebook lost its inline plots."""
+    code = (
+        "import matplotlib; matplotlib.use('svg'); "
+        "import bayesmetal.plots, bayesmetal.workflow, bayesmetal.calibration.plots; "
+        "print(matplotlib.get_backend())"
+    )
+    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert shown.stdout.strip() == "svg"

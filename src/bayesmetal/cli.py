@@ -17,15 +17,20 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import matplotlib.pyplot as plt
+import matplotlib
 
-from bayesmetal import __version__
-from bayesmetal.cohort import AnalysisTable, load_cohort
-from bayesmetal.config import RunConfig, load_config
-from bayesmetal.errors import BayesmetalError
-from bayesmetal.plots import correlation_heatmap
-from bayesmetal.runs import FAILURE_FILE, atomic_folder, check_dest
-from bayesmetal.summaries import describe
+# The commands draw to files only. Set here, in the application, not in the library: a
+# notebook that imports bayesmetal keeps its inline backend.
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from bayesmetal import __version__  # noqa: E402
+from bayesmetal.cohort import AnalysisTable, load_cohort  # noqa: E402
+from bayesmetal.config import RunConfig, load_config  # noqa: E402
+from bayesmetal.errors import BayesmetalError  # noqa: E402
+from bayesmetal.plots import correlation_heatmap  # noqa: E402
+from bayesmetal.runs import FAILURE_FILE, atomic_folder, check_dest  # noqa: E402
+from bayesmetal.summaries import describe  # noqa: E402
 
 if TYPE_CHECKING:
     from bayesmetal.arviz_api import InferenceData

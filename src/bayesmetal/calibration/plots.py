@@ -3,14 +3,11 @@ simultaneous bands (Sailynoja et al. 2022), one panel per parameter."""
 
 from __future__ import annotations
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 from scipy import stats  # noqa: E402
 
 from bayesmetal.calibration.ranks import ecdf_bands, ecdf_counts, rank_bins  # noqa: E402
