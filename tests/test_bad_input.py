@@ -25,26 +25,9 @@ from bayesmetal.cli import describe_main, fit_main
 
 from .conftest import CONFIGS, EMBEDDED_NHANES, ROOT
 from .fakesampler import use_fake_sampler
-from .toydata import glm_frame
+from .toydata import base_config, glm_frame
 
 N = 60
-
-
-def base_config(path: str = "cohort.csv", **table) -> dict:
-    """A user's own table and a multi-metal GLM on it."""
-    return {
-        "table": {
-            "path": path,
-            "outcome": "y",
-            "family": "gaussian",
-            "exposures": ["e1", "e2"],
-            "covariates": ["age", "sex"],
-            **table,
-        },
-        "model": {"name": "glm", "kind": "multi"},
-        "sampler": {"chains": 2, "tune": 10, "draws": 20, "seed": 5, "progressbar": False},
-        "output": {"root": "runs"},
-    }
 
 
 def cohort() -> pd.DataFrame:

@@ -23,6 +23,7 @@ from bayesmetal.cli import fit_main
 from bayesmetal.runs import RUN_MARKER
 
 from .fakesampler import use_fake_sampler
+from .toydata import base_config
 
 settings.register_profile(
     "ci",
@@ -81,20 +82,11 @@ def tables(draw) -> pd.DataFrame:
     return frame
 
 
-def config(**table) -> dict:
-    return {
-        "table": {
-            "path": "cohort.csv",
-            "outcome": "y",
-            "family": "gaussian",
-            "exposures": ["e1", "e2"],
-            "covariates": ["age", "sex"],
-            **table,
-        },
-        "model": {"name": "glm", "kind": "multi"},
-        "sampler": {"chains": 1, "tune": 5, "draws": 10, "seed": 1, "progressbar": False},
-        "output": {"root": "runs"},
-    }
+def config() -> dict:
+    """The shared table config with a one-chain sampler (examples must be quick)."""
+    mapping = base_config()
+    mapping["sampler"] |= {"chains": 1, "tune": 5, "draws": 10, "seed": 1}
+    return mapping
 
 
 VALUES = st.recursive(

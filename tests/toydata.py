@@ -47,3 +47,20 @@ def bwqs_design(n: int, family: str, b1: float, seed: int) -> Design:
         frame["y"] = rng.binomial(1, 1 / (1 + np.exp(-eta))).astype(float)
     frame["SEQN"] = np.arange(n)
     return make_design(frame, "y", family, list(frame.columns[:m]), ["age"], 4)
+
+
+def base_config(path: str = "cohort.csv", **table) -> dict:
+    """A user's own table and a multi-metal GLM on it."""
+    return {
+        "table": {
+            "path": path,
+            "outcome": "y",
+            "family": "gaussian",
+            "exposures": ["e1", "e2"],
+            "covariates": ["age", "sex"],
+            **table,
+        },
+        "model": {"name": "glm", "kind": "multi"},
+        "sampler": {"chains": 2, "tune": 10, "draws": 20, "seed": 5, "progressbar": False},
+        "output": {"root": "runs"},
+    }
