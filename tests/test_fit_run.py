@@ -21,7 +21,7 @@ from bayesmetal.summaries import glm as glm_summary
 from bayesmetal.workflow import plan
 
 from .conftest import CONFIGS, ROOT
-from .toydata import glm_frame
+from .toydata import base_config, glm_frame
 
 SHIPPED = sorted(p.name for p in CONFIGS.glob("*.yaml"))
 
@@ -31,18 +31,8 @@ def table_config(tmp_path):
     """A user's own CSV cohort and a fast multi-metal GLM config for it."""
     frame, _ = glm_frame(300, "gaussian", seed=4)
     frame.to_csv(tmp_path / "cohort.csv", index=False)
-    config = {
-        "table": {
-            "path": "cohort.csv",
-            "outcome": "y",
-            "family": "gaussian",
-            "exposures": ["e1", "e2"],
-            "covariates": ["age", "sex"],
-        },
-        "model": {"name": "glm", "kind": "multi"},
-        "sampler": {"chains": 2, "tune": 300, "draws": 300, "seed": 5, "progressbar": False},
-        "output": {"root": "runs"},
-    }
+    config = base_config()
+    config["sampler"] |= {"tune": 300, "draws": 300}
     path = tmp_path / "mine.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
