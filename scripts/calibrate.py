@@ -39,8 +39,8 @@ from bayesmetal.calibration.reference import (
     weak_signal_design,
 )
 from bayesmetal.calibration.runner import progress_printer
-from bayesmetal.config import SamplerSpec
 from bayesmetal.models import bkmr
+from bayesmetal.run_schema import SamplerSpec
 from bayesmetal.runs import atomic_folder
 
 
@@ -94,7 +94,7 @@ def reference(variants: list[str], seed: int) -> int:
     failed = False
     for variant in variants:
         case = weak_signal_design(variant, n=80, seed=0)
-        priors = bkmr.default_priors(case.design, case.spec)
+        priors = bkmr.default_priors(case.spec, case.design.family)
         gibbs = SamplerSpec(chains=4, tune=1000, draws=3000, seed=seed)
         exact = SamplerSpec(chains=4, tune=1500, draws=1500, seed=seed + 1, progressbar=False)
         fast, declared = fit_both(case, priors, gibbs, exact)

@@ -7,9 +7,10 @@ import numpy as np
 import pymc as pm
 import xarray as xr
 
-from bayesmetal import workflow
+from bayesmetal import engines
 from bayesmetal.arviz_api import InferenceData
-from bayesmetal.config import SamplerSpec
+from bayesmetal.models.contract import Fit
+from bayesmetal.run_schema import SamplerSpec
 
 
 def prior_as_posterior(model: pm.Model, spec: SamplerSpec, seed_offset: int = 0) -> InferenceData:
@@ -33,5 +34,9 @@ def prior_as_posterior(model: pm.Model, spec: SamplerSpec, seed_offset: int = 0)
 
 
 def use_fake_sampler(monkeypatch) -> None:
-    """Replace PyMC's sampler in the workflow by prior draws."""
-    monkeypatch.setattr(workflow, "sample", prior_as_posterior)
+    """Replace the PyMC engine by prior draws."""
+
+    def fake(fit: Fit, spec: SamplerSpec, seed_offset: int = 0) -> InferenceData:
+        return prior_as_posterior(fit.build(), spec, seed_offset)
+
+    monkeypatch.setitem(engines.ENGINES, engines.PYMC, fake)

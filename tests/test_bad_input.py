@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from bayesmetal import runs, workflow, xpt
+from bayesmetal import engines, runs, workflow, xpt
 from bayesmetal.cli import describe_main, fit_main
 
 from .conftest import CONFIGS, EMBEDDED_NHANES, ROOT
@@ -293,13 +293,13 @@ def test_second_writer_to_the_same_folder_fails_cleanly(tmp_path, monkeypatch, c
     good_table(tmp_path)
     codes = []
 
-    def sample_while_another_starts(model, spec, seed_offset=0):
+    def sample_while_another_starts(fit, spec, seed_offset=0):
         codes.append(fit_main(["c.yaml", "--out", "run"]))  # the second writer
         from .fakesampler import prior_as_posterior
 
-        return prior_as_posterior(model, spec, seed_offset)
+        return prior_as_posterior(fit.build(), spec, seed_offset)
 
-    monkeypatch.setattr(workflow, "sample", sample_while_another_starts)
+    monkeypatch.setitem(engines.ENGINES, engines.PYMC, sample_while_another_starts)
     assert fit_main(["c.yaml", "--out", "run"]) == 0
     assert codes == [2]
     assert re.search(
@@ -319,7 +319,7 @@ def test_ctrl_c_during_sampling_exits_130_and_writes_nothing(tmp_path, monkeypat
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(workflow, "sample", interrupted)
+    monkeypatch.setitem(engines.ENGINES, engines.PYMC, interrupted)
     assert fit_main(["c.yaml", "--out", "run"]) == 130
     assert "interrupted" in capsys.readouterr().err
     assert snapshot(tmp_path) == before and not list(tmp_path.glob(".run*"))
@@ -329,7 +329,7 @@ def test_pymc_partial_trace_after_ctrl_c_is_not_saved_as_a_result(monkeypatch):
     """PyMC catches Ctrl-C and returns the draws it has: that must not become a run."""
     import pymc as pm
 
-    from bayesmetal.config import SamplerSpec
+    from bayesmetal.run_schema import SamplerSpec
     from bayesmetal.sampling import sample
 
     spec = SamplerSpec(chains=2, tune=5, draws=10, seed=1, progressbar=False)
@@ -371,13 +371,13 @@ def test_unexpected_error_is_one_line_with_a_log_of_the_traceback(tmp_path, monk
     def bug(*args, **kwargs):
         raise ZeroDivisionError("a bug")
 
-    monkeypatch.setattr(workflow, "declare_models", bug)
+    monkeypatch.setattr(workflow, "declare", bug)
     assert fit_main(["c.yaml", "--out", "run"]) == 3
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "unexpected ZeroDivisionError: a bug" in err
     (log,) = (tmp_path / "logs").glob("fit-*.log")
     assert (
-        str(log) in err and "Traceback" in log.read_text() and "declare_models" in log.read_text()
+        str(log) in err and "Traceback" in log.read_text() and "declare(config" in log.read_text()
     )
     assert not (tmp_path / "run").exists()
 

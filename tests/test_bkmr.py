@@ -11,11 +11,13 @@ from scipy import stats
 
 from bayesmetal import priors as prior_lib
 from bayesmetal.bkmr.kernel import exact_factor, gaussian_loglik, kernel, knots_factor
-from bayesmetal.config import BkmrSpec, SamplerSpec
 from bayesmetal.design import make_design
 from bayesmetal.errors import ConfigError
 from bayesmetal.models import bkmr
+from bayesmetal.models.bkmr import BkmrSpec
+from bayesmetal.run_schema import SamplerSpec
 from bayesmetal.summaries import bkmr as summary
+from bayesmetal.workflow import fit_design
 
 
 def simulate(n: int, seed: int, m: int = 5):
@@ -56,11 +58,21 @@ def test_collapsed_likelihood_and_woodbury_match_dense_algebra():
 SAMPLER = SamplerSpec(chains=2, tune=400, draws=400, seed=5)
 
 
+def defaults(design) -> dict:
+    """BKMR's default priors for the design's outcome family."""
+    return bkmr.default_priors(BkmrSpec(name="bkmr"), design.family)
+
+
+def gibbs(design, spec: BkmrSpec, priors=None):
+    """The Gibbs engine's posterior of a BKMR spec on a ready design."""
+    return fit_design(design, spec, SAMPLER, priors)[1]["bkmr"]
+
+
 @pytest.fixture(scope="module")
 def recovery_fit():
     design, truth = simulate(250, seed=1)
     spec = BkmrSpec(name="bkmr")
-    idata = bkmr.sample_gibbs(design, spec, bkmr.default_priors(design), SAMPLER)
+    idata = gibbs(design, spec)
     return design, truth, idata
 
 
@@ -115,7 +127,7 @@ def test_risk_summaries_logic(recovery_fit):
 def test_knots_path_recovers_the_same_selection():
     design, _ = simulate(400, seed=2)
     spec = BkmrSpec(name="bkmr", knots=40)
-    idata = bkmr.sample_gibbs(design, spec, bkmr.default_priors(design), SAMPLER)
+    idata = gibbs(design, spec)
     pips = summary.pips(idata).set_index("variable")["pip"]
     assert pips["x1"] >= 0.9 and pips["x2"] >= 0.9 and (pips[["x3", "x4", "x5"]] <= 0.3).all()
     post = summary.h_posterior(idata, design, 40, knots=bkmr.knots_for(design, spec, 5))
@@ -128,7 +140,7 @@ GROUPS = {"A": ["x1", "x3"], "B": ["x2", "x4"], "C": ["x5"]}
 def test_hierarchical_selection_finds_groups_and_members():
     design, truth = simulate(300, seed=9)
     spec = BkmrSpec(name="bkmr", selection="hierarchical", groups=GROUPS)
-    idata = bkmr.sample_gibbs(design, spec, bkmr.default_priors(design), SAMPLER)
+    idata = gibbs(design, spec)
     delta = idata.posterior["delta"].to_numpy().reshape(-1, 5)
     assert (delta[:, [0, 2]].sum(1) <= 1).all() and (delta[:, [1, 3]].sum(1) <= 1).all()
     table = summary.pips(idata, GROUPS).set_index("variable")
@@ -153,8 +165,8 @@ def test_groups_must_partition_the_exposures():
         bkmr.group_index(design, partial)
     model = bkmr.build_bkmr(
         design,
-        BkmrSpec(name="bkmr", selection="hierarchical", groups=GROUPS, sampler="pymc"),
-        bkmr.default_priors(design),
+        BkmrSpec(name="bkmr", selection="hierarchical", groups=GROUPS, engine={"sampler": "pymc"}),
+        defaults(design),
     )
     draws = pm.draw(model["delta"], draws=300, random_seed=1)
     assert (draws[:, [0, 2]].sum(1) <= 1).all() and set(np.unique(draws)) <= {0, 1}
@@ -162,23 +174,27 @@ def test_groups_must_partition_the_exposures():
 
 def test_prior_override_changes_the_model_and_bad_priors_fail():
     design, _ = simulate(30, seed=3, m=3)
-    spec = BkmrSpec(name="bkmr", sampler="pymc")
+    spec = BkmrSpec(name="bkmr", engine={"sampler": "pymc"})
     gamma_r = prior_lib.resolve(
-        bkmr.default_priors(design), {"r": {"distribution": "Gamma", "mu": 5, "sigma": 5}}, "bkmr"
+        defaults(design),
+        {"r": {"distribution": "Gamma", "mu": 5, "sigma": 5}},
+        "bkmr",
     )
     rho = pm.draw(bkmr.build_bkmr(design, spec, gamma_r)["rho"], draws=3000, random_seed=1)
     assert rho.mean() == pytest.approx(5, rel=0.1)
     default_rho = pm.draw(
-        bkmr.build_bkmr(design, spec, bkmr.default_priors(design))["rho"], draws=3000, random_seed=1
+        bkmr.build_bkmr(design, spec, defaults(design))["rho"],
+        draws=3000,
+        random_seed=1,
     )
     assert default_rho.min() >= 0.01 and np.median(default_rho) == pytest.approx(0.02, rel=0.1)
     bad = prior_lib.resolve(
-        bkmr.default_priors(design),
+        defaults(design),
         {"sigma_sq": {"distribution": "HalfNormal", "sigma": 1}},
         "bkmr",
     )
     with pytest.raises(ConfigError, match="priors.sigma_sq"):
-        bkmr.sample_gibbs(design, BkmrSpec(name="bkmr"), bad, SAMPLER)
+        gibbs(design, BkmrSpec(name="bkmr"), bad)
 
 
 def test_probit_recovers_active_exposures_on_binary_data():
@@ -188,9 +204,9 @@ def test_probit_recovers_active_exposures_on_binary_data():
     rng = np.random.default_rng(6)
     y = (latent + rng.standard_normal(design.n) > 0).astype(float)
     binary = type(design)(**{**design.__dict__, "y": y, "family": "bernoulli"})
-    priors = bkmr.default_priors(binary)
+    priors = defaults(binary)
     assert "sigma_sq" not in priors  # the latent variance is fixed at 1
-    idata = bkmr.sample_gibbs(binary, BkmrSpec(name="bkmr"), priors, SAMPLER)
+    idata = gibbs(binary, BkmrSpec(name="bkmr"), priors)
     pips = summary.pips(idata).set_index("variable")["pip"]
     assert pips["x1"] >= 0.9 and pips["x2"] >= 0.9
     assert (pips[["x3", "x4", "x5"]] <= 0.3).all()
@@ -207,7 +223,9 @@ def test_probit_reference_model_declares_latent_h():
         **{**design.__dict__, "y": (design.y > design.y.mean()) * 1.0, "family": "bernoulli"}
     )
     model = bkmr.build_bkmr(
-        binary, BkmrSpec(name="bkmr", sampler="pymc"), bkmr.default_priors(binary)
+        binary,
+        BkmrSpec(name="bkmr", engine={"sampler": "pymc"}),
+        defaults(binary),
     )
     assert {"h", "delta", "rho", "lambda"} <= set(model.named_vars)
     assert "sigma_sq" not in model.named_vars
@@ -232,7 +250,7 @@ def test_saved_run_can_be_extended(tmp_path):
             "exposures": list(design.exposures),
             "covariates": ["age"],
         },
-        "model": {"name": "bkmr", "draws_for_h": 20, "ngrid": 5},
+        "model": {"name": "bkmr", "summaries": {"draws_for_h": 20, "ngrid": 5}},
         "sampler": {"chains": 2, "tune": 100, "draws": 60, "seed": 3},
     }
     path = tmp_path / "bkmr.yaml"
@@ -281,9 +299,9 @@ def test_random_intercept_with_knots():
         }
     )
     spec = BkmrSpec(name="bkmr", knots=40, random_intercept="site")
-    priors = bkmr.default_priors(clustered, spec)
+    priors = bkmr.default_priors(spec, clustered.family)
     assert "lambda_ri" in priors
-    idata = bkmr.sample_gibbs(clustered, spec, priors, SAMPLER)
+    idata = gibbs(clustered, spec, priors)
     pips = summary.pips(idata).set_index("variable")["pip"]
     assert pips["x1"] >= 0.9 and pips["x2"] >= 0.9 and (pips[["x3", "x4", "x5"]] <= 0.3).all()
     ri_var = (idata.posterior["lambda_ri"] * idata.posterior["sigma_sq"]).to_numpy().ravel()
@@ -307,8 +325,8 @@ def test_never_flipped_pips_pass_only_when_decisive_and_stuck_chains_are_flagged
     import json
 
     from bayesmetal.arviz_api import from_chains
-    from bayesmetal.config import DiagnosticTargets
     from bayesmetal.diagnostics import check
+    from bayesmetal.run_schema import DiagnosticTargets
 
     rng = np.random.default_rng(0)
     delta = np.zeros((2, 200, 3), dtype=np.int8)

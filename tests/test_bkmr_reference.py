@@ -14,8 +14,8 @@ from bayesmetal.calibration.reference import (
     reference_convergence,
     weak_signal_design,
 )
-from bayesmetal.config import SamplerSpec
 from bayesmetal.models import bkmr
+from bayesmetal.run_schema import SamplerSpec
 
 GIBBS = SamplerSpec(chains=4, tune=1000, draws=3000, seed=1)
 REFERENCE = SamplerSpec(chains=4, tune=1500, draws=1500, seed=2, cores=2, progressbar=False)
@@ -25,7 +25,7 @@ REFERENCE = SamplerSpec(chains=4, tune=1500, draws=1500, seed=2, cores=2, progre
 @pytest.mark.parametrize("variant", REFERENCE_VARIANTS)
 def test_gibbs_agrees_with_the_pymc_declaration_where_pips_are_moderate(variant):
     case = weak_signal_design(variant, n=80, seed=0)
-    priors = bkmr.default_priors(case.design, case.spec)
+    priors = bkmr.default_priors(case.spec, case.design.family)
     fast, exact = fit_both(case, priors, GIBBS, REFERENCE)
     converged = reference_convergence(exact, case)
     assert (converged["rhat"] <= 1.01).all() and (converged["ess_bulk"] >= 400).all(), converged

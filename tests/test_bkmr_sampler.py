@@ -183,16 +183,14 @@ def test_a_stuck_birth_move_is_flagged_not_read_as_a_decisive_pip(monkeypatch):
     neighbours and no birth is ever accepted): the chains report PIPs of exactly 0 for an
     exposure with real evidence, and the Rao-Blackwellised check flags the move as stuck."""
     from bayesmetal.calibration.reference import weak_signal_design
-    from bayesmetal.config import DiagnosticTargets, SamplerSpec
     from bayesmetal.diagnostics import check
-    from bayesmetal.models import bkmr
+    from bayesmetal.run_schema import DiagnosticTargets, SamplerSpec
+    from bayesmetal.workflow import fit_design
 
     monkeypatch.setattr(sampler_module.BirthProposal, "draw", lambda self, j, rng: np.exp(14.0))
     case = weak_signal_design("component", n=80, seed=0)
-    priors = bkmr.default_priors(case.design, case.spec)
-    idata = bkmr.sample_gibbs(
-        case.design, case.spec, priors, SamplerSpec(chains=2, tune=200, draws=300, seed=1)
-    )
+    sampler = SamplerSpec(chains=2, tune=200, draws=300, seed=1)
+    idata = fit_design(case.design, case.spec, sampler)[1]["bkmr"]
     table = check(idata, ["delta"], DiagnosticTargets(), "bkmr").set_index("parameter")
     assert idata.posterior["delta"].sel(exposure="a").to_numpy().max() == 0
     assert not table.loc["delta[a]", "ok"] and "stuck" in table.loc["delta[a]", "problems"]

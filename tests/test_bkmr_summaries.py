@@ -140,7 +140,11 @@ def test_pymc_probit_runs_end_to_end(tmp_path):
             "exposures": list(design.exposures),
             "covariates": ["age"],
         },
-        "model": {"name": "bkmr", "sampler": "pymc", "draws_for_h": 20, "ngrid": 5},
+        "model": {
+            "name": "bkmr",
+            "engine": {"sampler": "pymc"},
+            "summaries": {"draws_for_h": 20, "ngrid": 5},
+        },
         "sampler": {"chains": 2, "tune": 50, "draws": 50, "seed": 3, "cores": 1},
     }
     path = tmp_path / "bkmr.yaml"

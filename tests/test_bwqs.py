@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from bayesmetal.config import BwqsSpec, SamplerSpec
 from bayesmetal.models import bwqs
+from bayesmetal.models.bwqs import BwqsSpec
+from bayesmetal.run_schema import SamplerSpec
 from bayesmetal.sampling import sample
 from bayesmetal.summaries import bwqs as summary
 

@@ -188,8 +188,7 @@ def bkmr_config(tmp_path):
             "name": "bkmr",
             "knots": 10,
             "random_intercept": "site",
-            "draws_for_h": 10,
-            "ngrid": 5,
+            "summaries": {"draws_for_h": 10, "ngrid": 5},
         },
         "sampler": {"chains": 2, "tune": 30, "draws": 20, "seed": 3},
     }
@@ -277,10 +276,12 @@ def test_shipped_configs_build(name):
     planned = plan(config)
     assert planned.fits and planned.design.n > 1000
     for fit in planned.fits:
-        if fit.runner is not None:  # BKMR's Gibbs path: its own sampler on the same priors
-            assert fit.var_names and set(planned.priors) >= {"lambda", "r"}
+        assert fit.diagnosed and set(fit.posterior) >= set(fit.diagnosed)
+        if fit.engine == "bkmr-gibbs":  # BKMR's own engine on the same priors
+            assert set(planned.priors) >= {"lambda", "r"} and fit.problem.priors is planned.priors
         else:
-            assert "y" in fit.model.named_vars
+            model = fit.build()
+            assert "y" in model.named_vars and set(fit.posterior) <= set(model.named_vars)
 
 
 def test_sensitivity_pair_differs_only_in_priors():
@@ -300,8 +301,8 @@ def test_shipped_configs_fit(name, tmp_path):
             "sampler.chains=2",
             "sampler.tune=150",
             "sampler.draws=150",
-            "model.draws_for_h=40",
-            "model.ngrid=10",
+            "model.summaries.draws_for_h=40",
+            "model.summaries.ngrid=10",
         ]
         if name.startswith("bkmr")
         else []

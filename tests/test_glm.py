@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import statsmodels.api as sm
 
-from bayesmetal.config import SamplerSpec
 from bayesmetal.design import make_design
 from bayesmetal.models import glm
+from bayesmetal.run_schema import SamplerSpec
 from bayesmetal.sampling import sample
 from bayesmetal.summaries.posterior import draws
 
@@ -20,7 +20,7 @@ def test_posterior_means_match_statsmodels(family, n):
     frame, _ = glm_frame(n, family, seed=5)
     design = make_design(frame, "y", family, ["e1", "e2"], ["age", "sex"], id_column="none")
     terms = design.multi_terms()
-    model = glm.build_glm(design, terms, glm.default_priors(family))
+    model = glm.build_glm(design, terms, glm.default_priors(None, family))
     idata = sample(model, FAST)
     X = sm.add_constant(np.column_stack([terms.values, design.X]))
     sm_family = sm.families.Gaussian() if family == "gaussian" else sm.families.Binomial()

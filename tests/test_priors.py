@@ -5,9 +5,9 @@ import pymc as pm
 import pytest
 
 from bayesmetal import priors
-from bayesmetal.config import BwqsSpec
 from bayesmetal.errors import ConfigError
 from bayesmetal.models import bwqs, glm
+from bayesmetal.models.bwqs import BwqsSpec
 
 from .toydata import bwqs_design, glm_frame
 
@@ -21,7 +21,7 @@ def _design():
 
 def test_override_changes_the_built_model():
     design = _design()
-    defaults = glm.default_priors("gaussian")
+    defaults = glm.default_priors(None, "gaussian")
     tight = priors.resolve(
         defaults, {"beta": {"distribution": "Normal", "mu": 3, "sigma": 0.01}}, "glm"
     )
@@ -40,20 +40,21 @@ def test_transform_is_honoured_not_dropped():
     """`transform:` used to be accepted and silently ignored: exp(Normal) must be positive."""
     design = _design()
     spec = {"distribution": "Normal", "mu": 0, "sigma": 1, "transform": "exp"}
-    resolved = priors.resolve(glm.default_priors("gaussian"), {"beta": spec}, "glm")
+    resolved = priors.resolve(glm.default_priors(None, "gaussian"), {"beta": spec}, "glm")
     model = glm.build_glm(design, design.multi_terms(), resolved)
     draws = pm.draw(model["beta"], draws=500, random_seed=1)
     assert (draws > 0).all() and np.median(draws) == pytest.approx(1, abs=0.15)
-    bad = priors.resolve(
-        glm.default_priors("gaussian"), {"beta": {**spec, "transform": "nonsense"}}, "glm"
-    )
     with pytest.raises(ConfigError, match="priors.beta.*nonsense"):
-        glm.build_glm(design, design.multi_terms(), bad)
+        priors.resolve(
+            glm.default_priors(None, "gaussian"), {"beta": {**spec, "transform": "nonsense"}}, "glm"
+        )
 
 
 def test_unknown_prior_name_lists_valid_names():
     with pytest.raises(ConfigError, match="betaa.*valid names: beta, gamma, intercept, sigma"):
-        priors.resolve(glm.default_priors("gaussian"), {"betaa": {"distribution": "Normal"}}, "glm")
+        priors.resolve(
+            glm.default_priors(None, "gaussian"), {"betaa": {"distribution": "Normal"}}, "glm"
+        )
 
 
 @pytest.mark.parametrize(
@@ -67,7 +68,7 @@ def test_unknown_prior_name_lists_valid_names():
 def test_bad_prior_parameters_name_the_key(spec, message):
     design = _design()
     with pytest.raises(ConfigError, match=message):
-        resolved = priors.resolve(glm.default_priors("gaussian"), {"beta": spec}, "glm")
+        resolved = priors.resolve(glm.default_priors(None, "gaussian"), {"beta": spec}, "glm")
         glm.build_glm(design, design.multi_terms(), resolved)
 
 

@@ -26,15 +26,18 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from bayesmetal import __version__  # noqa: E402
 from bayesmetal.cohort import AnalysisTable, load_cohort  # noqa: E402
-from bayesmetal.config import RunConfig, load_config  # noqa: E402
+from bayesmetal.config import load_config  # noqa: E402
+from bayesmetal.engines import PYMC  # noqa: E402
 from bayesmetal.errors import BayesmetalError  # noqa: E402
 from bayesmetal.plots import correlation_heatmap  # noqa: E402
+from bayesmetal.priors import as_mappings  # noqa: E402
+from bayesmetal.run_schema import RunConfig  # noqa: E402
 from bayesmetal.runs import FAILURE_FILE, atomic_folder, check_dest  # noqa: E402
 from bayesmetal.summaries import describe  # noqa: E402
 
 if TYPE_CHECKING:
     from bayesmetal.arviz_api import InferenceData
-    from bayesmetal.workflow import Plan, Results
+    from bayesmetal.stages import Plan, Results
 
 
 EXIT_OK, EXIT_INPUT, EXIT_FAILURE, EXIT_INTERRUPTED = 0, 2, 3, 130
@@ -357,9 +360,9 @@ def fit_main(argv: list[str] | None = None) -> int:
     if args.dry_run:
         for fit in planned.fits:
             shown = (
-                fit.model.str_repr()
-                if fit.model is not None
-                else (f"sampled by its own runner; priors: {planned.priors}")
+                fit.build().str_repr()
+                if fit.engine == PYMC
+                else f"sampled by the {fit.engine} engine; priors: {as_mappings(planned.priors)}"
             )
             print(f"--- model {fit.label}\n{shown}\n")
         print("prior predictive check (outcome scale):")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from bayesmetal import derive, nhanes, outcomes
-from bayesmetal.config import CohortSpec, IncludeRule
+from bayesmetal.cohort_schema import CohortSpec, IncludeRule
 from bayesmetal.errors import DataError
 from bayesmetal.exposures import unit_from_label
 

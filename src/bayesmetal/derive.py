@@ -7,7 +7,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from bayesmetal.config import CutCov, MetMinutesCov, NumericCov, RecodeCov, SmokingCov
+from bayesmetal.cohort_schema import CutCov, MetMinutesCov, NumericCov, RecodeCov, SmokingCov
 from bayesmetal.errors import DataError
 
 

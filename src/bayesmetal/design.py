@@ -33,7 +33,7 @@ class Design:
 
     outcome: str
     family: str
-    y: np.ndarray
+    y: np.ndarray  # floats; int64 for count families (poisson, negative_binomial)
     exposures: tuple[str, ...]
     concentrations: np.ndarray  # (n, M) as measured
     log_exposures: np.ndarray  # (n, M)
@@ -146,6 +146,8 @@ def make_design(
     validate.enough_rows(len(frame), 1 + len(exposures) + len(covariates), source)
     validate.analysis_table(frame, outcome, family, exposures, id_column, source)
     y = frame[outcome].astype(float).to_numpy()
+    if family in validate.COUNT_FAMILIES:  # validated whole and >= 0; counts stay integers (the
+        y = y.astype(np.int64)  # dtype PyMC's count likelihoods observe; it truncates floats)
     logs = log_transform(frame, exposures)
     z, centre, scale = standardise(logs)
     scores, edges = {}, {}

@@ -15,7 +15,7 @@ from bayesmetal.arviz_api import (
 )
 from bayesmetal.bkmr.inclusion import DECISIVE
 from bayesmetal.bkmr.sampler import IN_ACCEPTED, IN_REJECTED, OUT_ACCEPTED, OUT_REJECTED
-from bayesmetal.config import DiagnosticTargets
+from bayesmetal.run_schema import DiagnosticTargets
 
 MIN_DRAWS = 4  # per chain: ArviZ's R-hat and ESS are undefined below this
 

@@ -16,7 +16,7 @@ import pyreadstat
 from bayesmetal import nhanes, xpt
 from bayesmetal.catalog import get_cycle
 from bayesmetal.cohort import SURVEY_DESIGN, required_variables
-from bayesmetal.config import CohortSpec
+from bayesmetal.cohort_schema import CohortSpec
 from bayesmetal.errors import DataError
 
 

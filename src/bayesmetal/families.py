@@ -1,20 +1,80 @@
-"""Likelihood + link for each outcome family, shared by every model."""
+"""Likelihood + link for each outcome family, shared by every model.
+
+| family | likelihood | link | family prior | coefficient reported as |
+|---|---|---|---|---|
+| gaussian | Normal(eta, sigma) | identity | sigma | beta |
+| bernoulli | Bernoulli(logit^-1(eta)) | logit | - | odds ratio exp(beta) |
+| poisson | Poisson(exp(eta)) | log | - | rate ratio exp(beta) |
+| negative_binomial | NegativeBinomial(mu = exp(eta), alpha) | log | alpha | rate ratio exp(beta) |
+
+The outcome each family accepts (0/1, non-negative integer counts) is checked in `validate`.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pymc as pm
 
 from bayesmetal import priors as prior_lib
 
-FAMILIES = ("gaussian", "bernoulli")
+FAMILIES = ("gaussian", "bernoulli", "poisson", "negative_binomial")
 SCALE_PRIOR = {"sigma": {"distribution": "HalfNormal", "sigma": 2.5}}
+# NB var = mu + mu^2/alpha; exactly 1/sqrt(alpha) ~ HalfNormal(1): median 2.2, tail to Poisson
+DISPERSION_PRIOR = {"alpha": {"distribution": "InverseGamma", "alpha": 0.5, "beta": 0.5}}
 
 
 def family_priors(family: str) -> dict[str, dict[str, Any]]:
-    """Priors the family itself needs: the residual SD for gaussian, none for bernoulli."""
-    return dict(SCALE_PRIOR) if family == "gaussian" else {}
+    """Priors the family itself needs: the residual SD for gaussian, the dispersion alpha for
+    negative_binomial, none for bernoulli and poisson."""
+    if family not in FAMILIES:
+        raise ValueError(f"unknown family {family!r}; known: {FAMILIES}")
+    if family == "gaussian":
+        return {key: dict(spec) for key, spec in SCALE_PRIOR.items()}
+    if family == "negative_binomial":
+        return {key: dict(spec) for key, spec in DISPERSION_PRIOR.items()}
+    return {}
+
+
+@dataclass(frozen=True)
+class EffectScale:
+    """How a regression coefficient of a family is reported.
+
+    `measure` names it in tables ('beta', 'odds ratio', 'rate ratio'); `column` is the same as
+    a column name ('odds_ratio'); `short` prefixes interval columns ('or_lower'); `ratio` says
+    the coefficient is reported as exp(coefficient), whose null value is 1, not 0.
+    """
+
+    measure: str
+    column: str
+    short: str
+    ratio: bool
+
+    def transform(self, values):
+        """Coefficient draws or interval ends on the reported scale (exp for a ratio)."""
+        return np.exp(values) if self.ratio else values
+
+
+_BETA = EffectScale("beta", "beta", "beta", ratio=False)
+_ODDS = EffectScale("odds ratio", "odds_ratio", "or", ratio=True)
+_RATE = EffectScale("rate ratio", "rate_ratio", "rr", ratio=True)
+# family -> reporting scale: the one place summaries (GLM effects, BWQS index effects) read it
+EFFECT_SCALES = {
+    "gaussian": _BETA,
+    "bernoulli": _ODDS,
+    "poisson": _RATE,
+    "negative_binomial": _RATE,
+}
+
+
+def effect_scale(family: str) -> EffectScale:
+    """The scale on which coefficients of `family` are reported (see EFFECT_SCALES)."""
+    try:
+        return EFFECT_SCALES[family]
+    except KeyError:
+        raise ValueError(f"unknown family {family!r}; known: {FAMILIES}") from None
 
 
 def add_covariates(eta, design, priors: dict[str, dict[str, Any]]):
@@ -27,11 +87,16 @@ def add_covariates(eta, design, priors: dict[str, dict[str, Any]]):
 
 
 def add_likelihood(family: str, eta, y, priors: dict[str, dict[str, Any]]) -> None:
-    """gaussian: y ~ Normal(eta, sigma); bernoulli: y ~ Bernoulli(logit^-1(eta))."""
+    """y given the linear predictor eta, by family (the table in the module docstring)."""
     if family == "gaussian":
         sigma = prior_lib.create(priors, "sigma")
         pm.Normal("y", mu=eta, sigma=sigma, observed=y, dims="obs")
     elif family == "bernoulli":
         pm.Bernoulli("y", logit_p=eta, observed=y, dims="obs")
+    elif family == "poisson":
+        pm.Poisson("y", mu=pm.math.exp(eta), observed=y, dims="obs")
+    elif family == "negative_binomial":
+        alpha = prior_lib.create(priors, "alpha")
+        pm.NegativeBinomial("y", mu=pm.math.exp(eta), alpha=alpha, observed=y, dims="obs")
     else:
         raise ValueError(f"unknown family {family!r}; known: {FAMILIES}")

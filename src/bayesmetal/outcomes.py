@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from bayesmetal.config import (
+from bayesmetal.cohort_schema import (
     BmdOutcome,
     BoneStatusOutcome,
     SelfReportOutcome,

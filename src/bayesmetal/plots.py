@@ -49,13 +49,14 @@ def forest(effects: pd.DataFrame, title: str = "") -> Figure:
     y = np.arange(len(effects))[::-1]
     est, low, high = effects["estimate"], effects["lower"], effects["upper"]
     ax.errorbar(est, y, xerr=_bars(est, low, high), fmt="o", color="black", capsize=3)
-    ratio = (effects["measure"] == "odds ratio").all()
+    measure = effects["measure"].iloc[0]  # one family per table: beta, odds or rate ratio
+    ratio = measure != "beta"
     ax.axvline(1.0 if ratio else 0.0, color="grey", linestyle="--")
     if ratio:
         ax.set_xscale("log")
     ax.set_yticks(y, labels)
     prob = effects["ci_prob"].iloc[0]
-    ax.set_xlabel(f"{'odds ratio' if ratio else 'beta'} ({prob:.0%} credible interval)")
+    ax.set_xlabel(f"{measure} ({prob:.0%} credible interval)")
     ax.set_title(title)
     fig.tight_layout()
     return fig

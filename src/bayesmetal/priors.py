@@ -1,12 +1,14 @@
-"""Priors are data: YAML mappings {distribution, parameters} turned into pymc-extras Priors.
+"""Priors as pymc-extras `Prior` objects, written in YAML as {distribution, parameters}.
 
-A model declares its defaults in the same format; a config's `priors:` block replaces any of
-them by name. An unknown name is an error listing the valid ones, and every resolved prior is
-saved with the run.
+A config's `priors:` block becomes `Prior`s when the config loads (an unknown distribution,
+parameter or transform is an error naming the key then); a model declares its defaults in the
+same YAML form, and `resolve` replaces them by name. `as_mappings` writes them back to YAML for
+the run's provenance, so a saved run reloads to the same objects.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -15,90 +17,134 @@ from pymc_extras.prior import Prior
 
 from bayesmetal.errors import ConfigError
 
-OPTIONS = {"distribution", "centered", "transform"}
+OPTIONS = ("centered", "transform")  # keys of a prior mapping that are not parameters
+Priors = dict[str, Prior]
 
 
-def resolve(
-    defaults: dict[str, dict[str, Any]], overrides: dict[str, dict[str, Any]], model: str
-) -> dict[str, dict[str, Any]]:
-    """The model's default priors with the config's replacements applied."""
+def from_mapping(spec: Any, key: str) -> Prior:
+    """A `Prior` from {distribution: ..., <parameter>: value or nested prior, centered,
+    transform}; every error names `priors.<key>`."""
+    if isinstance(spec, Prior):
+        return spec
+    if not isinstance(spec, Mapping) or "distribution" not in spec:
+        raise ConfigError(
+            f"priors.{key}: give a mapping with 'distribution' and its parameters, "
+            f"e.g. {{distribution: Normal, mu: 0, sigma: 1}}; got {spec!r}"
+        )
+    params = {}
+    for name, value in spec.items():
+        if name == "distribution" or name in OPTIONS:
+            continue
+        if isinstance(value, Mapping):
+            params[name] = from_mapping(value, f"{key}.{name}")
+        elif isinstance(value, list):
+            params[name] = np.asarray(value, dtype=float)
+        else:
+            params[name] = value
+    options = {option: spec[option] for option in OPTIONS if option in spec}
+    try:
+        return Prior(spec["distribution"], **options, **params)
+    except Exception as exc:  # pymc-extras raises several types for a bad name or parameter
+        raise ConfigError(f"priors.{key} = {_plain(spec)}: {exc}") from None
+
+
+def to_mapping(prior: Prior) -> dict[str, Any]:
+    """The YAML form of a prior (inverse of `from_mapping`)."""
+    mapping: dict[str, Any] = {"distribution": prior.distribution}
+    for name, value in prior.parameters.items():
+        if isinstance(value, Prior):
+            mapping[name] = to_mapping(value)
+        elif isinstance(value, np.ndarray):
+            mapping[name] = value.tolist() if value.ndim else value.item()
+        else:
+            mapping[name] = value
+    if not prior.centered:
+        mapping["centered"] = False
+    if prior.transform is not None:
+        mapping["transform"] = prior.transform
+    return mapping
+
+
+def from_mappings(specs: Mapping[str, Any]) -> Priors:
+    """Each entry of a `priors:` block (or a model's defaults) as a `Prior`."""
+    return {key: from_mapping(spec, key) for key, spec in specs.items()}
+
+
+def as_mappings(priors: Mapping[str, Prior]) -> dict[str, dict[str, Any]]:
+    """Priors in YAML form, for provenance and reports."""
+    return {key: to_mapping(prior) for key, prior in priors.items()}
+
+
+def _plain(spec: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: (_plain(v) if isinstance(v, Mapping) else v) for k, v in spec.items()}
+
+
+def resolve(defaults: Mapping[str, Any], overrides: Mapping[str, Any], model: str) -> Priors:
+    """The model's default priors with the config's replacements applied, by name."""
     unknown = sorted(set(overrides) - set(defaults))
     if unknown:
         raise ConfigError(
             f"priors: {', '.join(unknown)} not a prior of model {model!r}; "
             f"valid names: {', '.join(sorted(defaults))}"
         )
-    resolved = {key: dict(value) for key, value in defaults.items()}
-    for key, spec in overrides.items():
-        if not isinstance(spec, dict) or "distribution" not in spec:
-            raise ConfigError(f"priors.{key}: give a mapping with 'distribution' and parameters")
-        resolved[key] = dict(spec)
-    return resolved
+    return from_mappings({**defaults, **overrides})
 
 
-def _to_prior(spec: dict[str, Any], key: str, dims: tuple[str, ...], size: int | None) -> Prior:
-    params = {}
-    for name, value in spec.items():
-        if name in OPTIONS:
-            continue
-        if isinstance(value, dict):
-            params[name] = _to_prior(value, f"{key}.{name}", (), None)
-        else:
-            params[name] = np.asarray(value, dtype=float) if isinstance(value, list) else value
-    if spec["distribution"] == "Dirichlet" and size is not None:
+def _shaped(prior: Prior, key: str, dims: tuple[str, ...], size: int | None) -> Prior:
+    """The prior with the variable's dims; a Dirichlet's scalar `a` repeated `size` times."""
+    params = dict(prior.parameters)
+    if prior.distribution == "Dirichlet" and size is not None:
         alpha = np.asarray(params.get("a", 1.0), dtype=float)
         if alpha.ndim == 0:
             params["a"] = np.full(size, float(alpha))
         elif alpha.shape != (size,):
             raise ConfigError(f"priors.{key}.a: needs 1 or {size} values, got {alpha.size}")
-    extra = {option: spec[option] for option in ("centered", "transform") if option in spec}
-    return Prior(spec["distribution"], dims=dims or None, **extra, **params)
+    options = {"centered": prior.centered, "transform": prior.transform}
+    return Prior(prior.distribution, dims=dims or None, **options, **params)
 
 
 def create(
-    specs: dict[str, dict[str, Any]],
+    priors: Mapping[str, Any],
     key: str,
     name: str | None = None,
     dims: tuple[str, ...] = (),
     size: int | None = None,
 ):
-    """Create the model variable for prior `key` (inside a pm.Model context).
-
-    Errors from PyMC (unknown distribution, wrong parameter) name the config key.
-    """
+    """Create the model variable for prior `key` (a `Prior`, or its YAML mapping) inside a
+    pm.Model context; errors from PyMC (a transform it does not know, parameters of the wrong
+    shape) name the config key."""
+    prior = from_mapping(priors[key], key)
     try:
-        prior = _to_prior(specs[key], key, dims, size)
-        return prior.create_variable(name or key)
+        return _shaped(prior, key, dims, size).create_variable(name or key)
     except ConfigError:
         raise
     except Exception as exc:  # PyMC/pymc-extras raise several types for bad parameters
-        raise ConfigError(f"priors.{key} = {specs[key]}: {exc}") from exc
+        raise ConfigError(f"priors.{key} = {to_mapping(prior)}: {exc}") from exc
 
 
-def _declare(specs: dict[str, dict[str, Any]], prefix: str = "") -> dict[str, Any]:
-    """Each prior as a variable of the current model (Dirichlet sized by its `a`)."""
+def _declare(priors: Mapping[str, Prior], prefix: str = "") -> dict[str, Any]:
+    """Each prior as a variable of the current model (a Dirichlet sized by its `a`, or 2)."""
     made = {}
-    for key, spec in specs.items():
-        size = len(spec["a"]) if isinstance(spec.get("a"), list) else 2
-        dirichlet = spec.get("distribution") == "Dirichlet"
-        made[key] = create(specs, key, prefix + key, size=size if dirichlet else None)
+    for key, prior in priors.items():
+        dirichlet = prior.distribution == "Dirichlet"
+        alpha = np.asarray(prior.parameters.get("a", 1.0))
+        size = (alpha.size if alpha.ndim else 2) if dirichlet else None
+        made[key] = create(priors, key, prefix + key, size=size)
     return made
 
 
-def check_values(
-    specs: dict[str, dict[str, Any]], defaults: dict[str, dict[str, Any]] | None = None
-) -> None:
-    """Refuse priors the model cannot use, naming the key, before any data are sampled.
+def check_values(priors: Mapping[str, Prior], defaults: Mapping[str, Prior]) -> None:
+    """Refuse priors the model cannot use, naming the key, before any data are read.
 
     Parameters outside their range (a negative sd, Uniform with lower > upper) give a log-density
     that is not finite at PyMC's initial point, which NUTS would report only at sampling. A
     prior replacing a positive default (a scale such as sigma) must be positive too: Normal for
     sigma would propose negative scales. One throwaway model; draws only for replaced priors.
     """
-    replaced = {k: v for k, v in specs.items() if defaults and defaults.get(k) != v}
+    replaced = [k for k in priors if to_mapping(priors[k]) != to_mapping(defaults[k])]
     with pm.Model() as model:
-        made = _declare(specs)
-        reference = _declare({k: defaults[k] for k in replaced}, "default_") if replaced else {}
+        made = _declare(priors)
+        reference = _declare({k: defaults[k] for k in replaced}, "default_")
     try:
         logps = model.point_logps()
     except Exception as exc:  # PyMC's parameter checks raise several types
@@ -106,20 +152,23 @@ def check_values(
     for name, value in logps.items():
         if not np.isfinite(value):
             key = next(
-                (k for k in sorted(specs, key=len, reverse=True) if name.startswith(k)), name
+                (k for k in sorted(priors, key=len, reverse=True) if name.startswith(k)), name
             )
             raise ConfigError(
-                f"priors.{key} = {specs.get(key)}: parameters outside their range "
-                f"(log-density of {name} at its initial value is {value}); "
-                "scales, shapes and rates must be positive, lower < upper"
+                f"priors.{key} = {to_mapping(priors[key]) if key in priors else '?'}: "
+                f"parameters outside their range (log-density of {name} at its initial value "
+                f"is {value}); scales, shapes and rates must be positive, lower < upper"
             )
     if replaced:
-        keys = list(replaced)
-        draws = pm.draw([made[k] for k in keys] + [reference[k] for k in keys], 200, random_seed=1)
-        for key, user, default in zip(keys, draws[: len(keys)], draws[len(keys) :], strict=True):
+        draws = pm.draw(
+            [made[k] for k in replaced] + [reference[k] for k in replaced], draws=200, random_seed=1
+        )
+        for key, user, default in zip(
+            replaced, draws[: len(replaced)], draws[len(replaced) :], strict=True
+        ):
             if np.all(default > 0) and not np.all(user > 0):
                 raise ConfigError(
-                    f"priors.{key} = {specs[key]}: {key} must be positive (its default is "
-                    f"{defaults[key]['distribution']}), but this prior puts mass at or below 0; "
-                    "use a positive distribution such as HalfNormal, Gamma or LogNormal"
+                    f"priors.{key} = {to_mapping(priors[key])}: {key} must be positive (its "
+                    f"default is {defaults[key].distribution}), but this prior puts mass at or "
+                    "below 0; use a positive distribution such as HalfNormal, Gamma or LogNormal"
                 )

@@ -27,10 +27,11 @@ from matplotlib.figure import Figure
 
 from bayesmetal import __version__, report
 from bayesmetal.errors import BayesmetalError, ConfigError
+from bayesmetal.priors import as_mappings
 
 if TYPE_CHECKING:
     from bayesmetal.arviz_api import InferenceData
-    from bayesmetal.workflow import Plan, Results
+    from bayesmetal.stages import Plan, Results
 
 # what a run folder holds before any summary: all that `fit.py --summarise` needs
 POSTERIOR_FILES = ("idata*.nc", "config.resolved.yaml", "flow.csv")
@@ -360,9 +361,10 @@ def write_posterior(
         "n": plan.design.n,
         "design_notes": plan.design.notes,
     }
-    resolved = {**resolved_config, "priors_resolved": plan.priors, "provenance": provenance}
+    priors = as_mappings(plan.priors)
+    resolved = {**resolved_config, "priors_resolved": priors, "provenance": provenance}
     (folder / "config.resolved.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
-    saved = {"config": resolved_config, "priors": plan.priors, "provenance": provenance}
+    saved = {"config": resolved_config, "priors": priors, "provenance": provenance}
     attrs = {SAVED_ATTRS[key]: json.dumps(value) for key, value in saved.items()}
     single = len(idatas) == 1
     for label, idata in idatas.items():
@@ -390,7 +392,7 @@ def write_summaries(folder: Path, results: Results) -> None:
         "sampler": f"{', '.join(backends)}; {plan.config.sampler.chains} chains x "
         f"{plan.config.sampler.draws} draws ({plan.config.sampler.tune} tune), "
         f"seed {plan.config.sampler.seed}, wall {wall:.1f} s",
-        "priors": json.dumps(plan.priors),
+        "priors": json.dumps(as_mappings(plan.priors)),
     }
     tables = {"flow": pd.read_csv(folder / "flow.csv"), **results.tables}
     page = report.render(

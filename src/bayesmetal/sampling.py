@@ -9,8 +9,8 @@ import pymc as pm
 from threadpoolctl import threadpool_limits
 
 from bayesmetal.arviz_api import InferenceData
-from bayesmetal.config import SamplerSpec
 from bayesmetal.errors import ConfigError
+from bayesmetal.run_schema import SamplerSpec
 
 
 def has_discrete(model: pm.Model) -> bool:

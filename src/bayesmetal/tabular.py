@@ -8,9 +8,9 @@ import pandas as pd
 
 from bayesmetal import validate
 from bayesmetal.cohort import AnalysisTable, ExposureInfo, Flow
-from bayesmetal.config import TableSource
 from bayesmetal.errors import DataError
 from bayesmetal.nhanes import sha256
+from bayesmetal.run_schema import TableSource
 
 FALLBACK_ENCODING = "cp1252"  # Windows-1252, what Excel writes when it does not write UTF-8
 

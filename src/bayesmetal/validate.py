@@ -5,7 +5,8 @@ column that must hold numbers (naming the rows and values), so nothing is silent
 recoded. `analysis_table` runs inside `design.make_design`, the single road from any analysis
 table (NHANES cohort or user file) to a model, and refuses data no model should see: infinite
 values, non-positive concentrations before the log, exposures or an outcome with no variation,
-a binary outcome that is not 0/1 or lacks cases, duplicated ids, too few rows.
+a binary outcome that is not 0/1 or lacks cases, a count outcome that is not a non-negative
+integer, duplicated ids, too few rows.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ LOG_SD_TOLERANCE = 1e-6
 RELATIVE_SD_TOLERANCE = 1e-9
 SHOWN = 5  # offending rows quoted in a message
 SAMPLE_ROWS = "of the analysis sample, after the flow table's exclusions"
+# Families whose outcome must be a non-negative integer count (their likelihoods: families.py).
+COUNT_FAMILIES = ("poisson", "negative_binomial")
 
 
 def _rows(index: pd.Index, first_line: int) -> str:
@@ -144,7 +147,16 @@ def _check_outcome(values: pd.Series, column: str, family: str, source: str) -> 
                 f"{source}: outcome {column!r} has {cases} case(s) and "
                 f"{len(numbers) - cases} non-case(s): a bernoulli model needs both"
             )
-    elif not _varies(numbers):
+        return
+    if family in COUNT_FAMILIES:
+        bad = ~((numbers >= 0) & (numbers == np.floor(numbers)))
+        if bad.any():
+            raise DataError(
+                f"{source}: outcome {column!r} must be a non-negative integer count for a "
+                f"{family} model; found {_values(values[bad])} in row(s) "
+                f"{_rows(values.index[bad], 1)} {SAMPLE_ROWS}"
+            )
+    if not _varies(numbers):
         raise DataError(f"{source}: outcome {column!r} is constant: nothing to model")
 
 

@@ -6,86 +6,29 @@ Nothing here writes files (runs.py does) or reads argv (cli.py does).
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from collections.abc import Mapping
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pymc as pm
-from matplotlib.figure import Figure
 
-from bayesmetal import diagnostics, plots
+from bayesmetal import diagnostics, engines
 from bayesmetal import priors as prior_lib
 from bayesmetal.arviz_api import InferenceData, attach_data, rank_plot, stored_data
 from bayesmetal.cohort import AnalysisTable, load_cohort
-from bayesmetal.config import BkmrSpec, BwqsSpec, GlmSpec, RunConfig, SamplerSpec, parse_config
+from bayesmetal.config import parse_config
 from bayesmetal.design import Design, make_design
 from bayesmetal.errors import ConfigError
-from bayesmetal.models import bkmr, bwqs, glm
+from bayesmetal.models import registry
+from bayesmetal.models.contract import Fit, Fitted, check_posterior
+from bayesmetal.priors import Priors
+from bayesmetal.run_schema import ModelSpec, RunConfig, SamplerSpec
 from bayesmetal.runs import saved_run
-from bayesmetal.sampling import sample
-from bayesmetal.summaries import bkmr as bkmr_summary
-from bayesmetal.summaries import bwqs as bwqs_summary
-from bayesmetal.summaries import glm as glm_summary
+from bayesmetal.stages import Plan, Results
 from bayesmetal.tabular import load_table
-
-
-@dataclass
-class PlannedFit:
-    """A declared model waiting to be sampled, and the variables to diagnose.
-
-    `runner` replaces PyMC's sampler for models with a dedicated one (BKMR's Gibbs path);
-    `model` is then the declaration it samples, when small enough to build.
-    """
-
-    label: str
-    model: pm.Model | None
-    runner: Callable[[SamplerSpec, int], InferenceData] | None = None
-    variables: list[str] | None = None
-
-    @property
-    def var_names(self) -> list[str]:
-        if self.variables is not None:
-            return self.variables
-        scalar_like = [
-            v.name
-            for v in self.model.free_RVs
-            if "obs" not in self.model.named_vars_to_dims.get(v.name, ())
-        ]
-        derived = [v.name for v in self.model.deterministics]
-        return scalar_like + derived
-
-
-@dataclass
-class Plan:
-    """Everything decided before sampling."""
-
-    config: RunConfig
-    table: AnalysisTable | None  # None when rebuilt from a run folder (plan_from_run)
-    design: Design
-    priors: dict[str, dict[str, Any]]
-    fits: list[PlannedFit]
-
-
-@dataclass
-class Results:
-    """Posterior draws, convergence checks, tidy tables and figures of a run."""
-
-    plan: Plan
-    idatas: dict[str, InferenceData]
-    diagnostics: pd.DataFrame
-    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
-    figures: dict[str, Figure] = field(default_factory=dict)
-
-    @property
-    def verdict(self) -> str:
-        draws = max(idata.posterior.sizes["draw"] for idata in self.idatas.values())
-        return diagnostics.verdict(
-            self.diagnostics, draws, self.plan.config.summaries.targets.min_ess
-        )
 
 
 def load_data(config: RunConfig, data_dir: Path | None = None) -> AnalysisTable:
@@ -98,9 +41,7 @@ def load_data(config: RunConfig, data_dir: Path | None = None) -> AnalysisTable:
 def build_design(config: RunConfig, table: AnalysisTable) -> Design:
     """Choose outcome, exposures and covariates, then transform and code them."""
     model = config.model
-    quantiles = getattr(model, "quantiles", 4)
-    # a grouping column: BWQS's hierarchical b1, or BKMR's random intercept
-    group = getattr(model, "group", None) or getattr(model, "random_intercept", None)
+    grouping = model.group_column()  # (config key, column): BWQS's b1 or BKMR's intercept
     if config.table is not None:
         outcome, exposures, covariates = (
             config.table.outcome,
@@ -111,113 +52,41 @@ def build_design(config: RunConfig, table: AnalysisTable) -> Design:
         outcome = config.analysis.outcome
         exposures = config.analysis.exposures or table.exposure_names
         covariates = config.analysis.covariates or list(table.covariates)
-    family = table.outcomes[outcome]
-    if family not in ("gaussian", "bernoulli"):
-        raise ConfigError(
-            f"analysis.outcome {outcome!r} is {family}; models take gaussian or bernoulli"
-        )
-    if group is not None and group not in table.frame.columns:
-        key = "model.random_intercept" if isinstance(model, BkmrSpec) else "model.group"
-        raise ConfigError(f"{key} {group!r} is not a column of the analysis table")
+    if grouping is not None and grouping[1] not in table.frame.columns:
+        raise ConfigError(f"{grouping[0]} {grouping[1]!r} is not a column of the analysis table")
     source = config.table.path if config.table is not None else f"cohort {config.cohort.name!r}"
     ids = (config.table.id if config.table is not None else None) or "SEQN"
     return make_design(
         table.frame,
         outcome,
-        family,
+        table.outcomes[outcome],
         exposures,
         covariates,
-        quantiles,
-        group,
+        model.quantile_count(),
+        grouping[1] if grouping else None,
         id_column=ids,
         source=source,
     )
 
 
-def default_priors(config: RunConfig, design: Design) -> dict[str, dict[str, Any]]:
-    """The selected model's default priors for this outcome family."""
-    if isinstance(config.model, GlmSpec):
-        return glm.default_priors(design.family)
-    if isinstance(config.model, BkmrSpec):
-        return bkmr.default_priors(design, config.model)
-    return bwqs.default_priors(config.model, design.family)
-
-
-def declare_models(config: RunConfig, design: Design, priors) -> list[PlannedFit]:
-    """One model (multi-metal, BWQS) or one per exposure (single, quantile + trend)."""
-    spec = config.model
-    if isinstance(spec, BkmrSpec):
-        return [bkmr_fit(design, spec, priors)]
-    if isinstance(spec, BwqsSpec):
-        return [PlannedFit("bwqs", bwqs.build_bwqs(design, spec, priors))]
-    if spec.kind == "multi":
-        return [PlannedFit("multi", glm.build_glm(design, design.multi_terms(), priors))]
-    fits = []
-    for exposure in design.exposures:
-        if spec.kind == "single":
-            fits.append(
-                PlannedFit(
-                    fit_label("single", exposure),
-                    glm.build_glm(design, design.single_terms(exposure), priors),
-                )
-            )
-        else:
-            fits.append(
-                PlannedFit(
-                    fit_label("quantile", exposure),
-                    glm.build_glm(design, design.quantile_terms(exposure), priors),
-                )
-            )
-            fits.append(
-                PlannedFit(
-                    fit_label("trend", exposure),
-                    glm.build_glm(design, design.trend_terms(exposure), priors),
-                )
-            )
-    labels = [fit.label for fit in fits]
-    if len(set(labels)) < len(labels):
-        raise ConfigError(
-            f"exposures {', '.join(design.exposures)} give clashing file names {labels}; "
-            "rename them to differ in letters or digits"
-        )
-    return fits
-
-
-def fit_label(kind: str, exposure: str) -> str:
-    """A per-exposure fit's label, which names its files (idata_<label>.nc, rank_<label>.png):
-    anything but letters, digits, '.', '_' and '-' becomes '_', so an exposure named
-    'Pb (ug/dL)' or '../x' can neither break nor escape the run folder."""
-    return f"{kind}_{re.sub(r'[^A-Za-z0-9._-]', '_', exposure)}"
-
-
-def bkmr_fit(design: Design, spec: BkmrSpec, priors) -> PlannedFit:
-    """BKMR: the PyMC model (reference path), or the Gibbs runner on the same priors."""
-    variables = ["beta", "lambda", "r"] if design.X.shape[1] else ["lambda", "r"]
-    if design.family == "gaussian":
-        variables.insert(1, "sigma_sq")
-    if spec.random_intercept:
-        variables.append("lambda_ri")
-    if spec.selection != "none":
-        variables += ["delta", "pi"]
-    if spec.sampler == "pymc":
-        return PlannedFit("bkmr", bkmr.build_bkmr(design, spec, priors), variables=variables)
-
-    def run(sampler: SamplerSpec, offset: int) -> InferenceData:
-        return bkmr.sample_gibbs(design, spec, priors, sampler)
-
-    return PlannedFit("bkmr", None, runner=run, variables=variables)
-
-
 def plan(config: RunConfig, data_dir: Path | None = None) -> Plan:
-    """Data, design, resolved priors and declared models: everything but sampling."""
+    """Data, design, resolved priors and declared models: everything but sampling. The
+    priors were checked when the config loaded."""
     if config.model is None:
         raise ConfigError(f"{config.source}: no 'model:' section; nothing to fit")
     table = load_data(config, data_dir)
     design = build_design(config, table)
-    defaults = default_priors(config, design)
-    resolved = prior_lib.resolve(defaults, config.priors, config.model.name)
-    prior_lib.check_values(resolved, defaults)
-    return Plan(config, table, design, resolved, declare_models(config, design, resolved))
+    return Plan(config, table, design, *declare(config, design, config.priors))
+
+
+def declare(
+    config: RunConfig, design: Design, overrides: dict[str, Any]
+) -> tuple[Priors, list[Fit]]:
+    """The model's resolved priors and the fits it declares on this design."""
+    defaults = registry.default_priors(config.model, design.family)
+    priors = prior_lib.resolve(defaults, overrides, config.model.name)
+    fits = registry.definition(config.model).fits(design, config.model, priors, config.sampler.seed)
+    return priors, fits
 
 
 def prior_predictive(plan_: Plan, draws: int = 200) -> pd.DataFrame:
@@ -225,9 +94,9 @@ def prior_predictive(plan_: Plan, draws: int = 200) -> pd.DataFrame:
     rows = []
     y = plan_.design.y
     for i, fit in enumerate(plan_.fits):
-        if fit.model is None:
+        if fit.engine != engines.PYMC:  # a dedicated engine's fit is too large to build here
             continue
-        with fit.model:
+        with fit.build():
             prior = pm.sample_prior_predictive(
                 draws=draws, random_seed=plan_.config.sampler.seed + i
             )
@@ -246,106 +115,61 @@ def prior_predictive(plan_: Plan, draws: int = 200) -> pd.DataFrame:
 
 
 def summarise(plan_: Plan, idatas: dict[str, InferenceData]) -> Results:
-    """Diagnostics, effect/weight tables and figures from the fitted models."""
-    config, design = plan_.config, plan_.design
-    prob = config.summaries.ci_prob
+    """Diagnostics, the model's tables and figures, and rank plots, once every posterior is
+    checked against its fit's contract."""
+    config = plan_.config
+    for fit in plan_.fits:
+        check_posterior(idatas[fit.label], fit)
     checks = pd.concat(
         [
-            diagnostics.check(idatas[f.label], f.var_names, config.summaries.targets, f.label)
+            diagnostics.check(idatas[f.label], f.diagnosed, config.summaries.targets, f.label)
             for f in plan_.fits
         ],
         ignore_index=True,
     )
-    results = Results(plan_, idatas, checks)
-    title = f"{design.outcome} ({config.model.name})"
-    if isinstance(config.model, GlmSpec):
-        effects = pd.concat(
-            [
-                glm_summary.effects(idatas[f.label], design.family, prob, f.label)
-                for f in plan_.fits
-            ],
-            ignore_index=True,
-        )
-        results.tables["effects"] = effects
-        results.figures["forest"] = plots.forest(effects, title)
-    elif isinstance(config.model, BkmrSpec):
-        bkmr_summaries(plan_, idatas["bkmr"], results)
-    else:
-        weights = bwqs_summary.weights(idatas["bwqs"], prob)
-        results.tables["weights"] = weights
-        results.tables["index_effects"] = bwqs_summary.index_effects(
-            idatas["bwqs"], design.family, prob
-        )
-        results.figures["weights"] = plots.weight_bars(weights, title)
+    fitted = Fitted(plan_.fits, idatas, plan_.design, config.summaries, config.sampler.seed)
+    summary = registry.definition(config.model).summarise(fitted, config.model)
+    results = Results(plan_, idatas, checks, summary.tables, summary.figures)
     for fit in plan_.fits:
-        names = [n for n in fit.var_names if n not in ("gamma", "beta", "delta")]
+        names = [n for n in fit.diagnosed if n not in ("gamma", "beta", "delta")]
         results.figures[f"rank_{fit.label}"] = rank_plot(idatas[fit.label], names)
     return results
 
 
-def bkmr_summaries(plan_: Plan, idata: InferenceData, results: Results) -> None:
-    """PIPs, exposure-response curves and risk summaries, with their figures."""
-    spec, design, config = plan_.config.model, plan_.design, plan_.config
-    prob, seed = config.summaries.ci_prob, config.sampler.seed
-    knots = stored_data(idata, "constant_data").get("knots")  # those the chains used
-    post = bkmr_summary.h_posterior(idata, design, spec.draws_for_h, knots)
-    tables = results.tables
-    if spec.selection != "none":
-        tables["pips"] = bkmr_summary.pips(idata, spec.groups)
-        results.figures["pips"] = plots.pip_bars(tables["pips"])
-        ranked = tables["pips"].sort_values("pip", ascending=False)["variable"].tolist()
-    else:
-        ranked = list(design.exposures)
-    if spec.groups:
-        tables["group_risk"] = bkmr_summary.group_risk(post, spec.groups, seed=seed, prob=prob)
-    tables["univariate"] = bkmr_summary.with_concentration(
-        bkmr_summary.pred_resp_univar(post, spec.ngrid, seed=seed, prob=prob), design
-    )
-    tables["overall_risk"] = bkmr_summary.overall_risk(post, seed=seed, prob=prob)
-    tables["single_var_risk"] = bkmr_summary.single_var_risk(post, seed=seed, prob=prob)
-    tables["single_var_interaction"] = bkmr_summary.single_var_interaction(
-        post, seed=seed, prob=prob
-    )
-    pairs = [(a, b) for a in ranked[:3] for b in ranked[:3] if a != b]
-    tables["bivariate_levels"] = bkmr_summary.with_concentration(
-        bkmr_summary.pred_resp_bivar_levels(post, pairs, spec.ngrid, seed=seed, prob=prob),
-        design,
-        variable="variable1",
-        z="z1",
-        column="concentration1",
-    )
-    results.figures["univariate"] = plots.univariate_panel(tables["univariate"], design.outcome)
-    results.figures["bivariate_levels"] = plots.bivariate_levels(tables["bivariate_levels"])
-    results.figures["overall_risk"] = plots.risk_plot(
-        tables["overall_risk"], "quantile", "overall risk vs all at median"
-    )
-    results.figures["single_var_risk"] = plots.single_var_risk_plot(tables["single_var_risk"])
-
-
 def extend(plan_: Plan, previous: InferenceData) -> dict[str, InferenceData]:
-    """Continue a saved BKMR Gibbs run by sampler.draws more draws per chain, once the model,
-    priors, data, knots and seed are checked to be the saved run's (only the draws differ)."""
-    spec = plan_.config.model
-    if not isinstance(spec, BkmrSpec) or spec.sampler != "gibbs":
-        raise ConfigError("--extend works for BKMR runs with the gibbs sampler")
+    """Continue a saved run by sampler.draws more draws per chain, once the model, priors,
+    data, knots and seed are checked to be the saved run's (only the draws differ)."""
+    fit = plan_.fits[0]
+    continue_chains = engines.extender(fit)
     differences = extension_differences(plan_, previous)
     if differences:
         raise ConfigError(f"--extend: the saved run differs in: {', '.join(differences)}")
-    idata = bkmr.extend_gibbs(previous, plan_.design, spec, plan_.priors, plan_.config.sampler)
-    store_data(plan_, idata)
-    return {"bkmr": idata}
+    idata = continue_chains(fit, previous, plan_.config.sampler)
+    store_data(plan_, fit, idata)
+    return {fit.label: idata}
+
+
+def fit_design(
+    design: Design,
+    spec: ModelSpec,
+    sampler: SamplerSpec,
+    priors: Mapping[str, Any] | None = None,
+) -> tuple[list[Fit], dict[str, InferenceData]]:
+    """Declare and sample a model on a ready design, without a config (tests, calibration,
+    benchmarks); `priors` replace the model's defaults by name."""
+    defaults = registry.default_priors(spec, design.family)
+    resolved = prior_lib.resolve(defaults, priors or {}, spec.name)
+    fits = registry.definition(spec).fits(design, spec, resolved, sampler.seed)
+    return fits, {fit.label: engines.sample(fit, sampler, i) for i, fit in enumerate(fits)}
 
 
 def sample_fits(plan_: Plan) -> dict[str, InferenceData]:
     """Sample every declared model (seed + i for the i-th); each idata also stores the data
     its summaries read (store_data)."""
-    sampler = plan_.config.sampler
-    idatas = {
-        f.label: f.runner(sampler, i) if f.runner else sample(f.model, sampler, seed_offset=i)
-        for i, f in enumerate(plan_.fits)
-    }
-    for idata in idatas.values():
-        store_data(plan_, idata)
+    idatas = {}
+    for i, fit in enumerate(plan_.fits):
+        idatas[fit.label] = engines.sample(fit, plan_.config.sampler, i)
+        store_data(plan_, fit, idatas[fit.label])
     return idatas
 
 
@@ -371,18 +195,10 @@ DESIGN_ARRAYS = {
 DESIGN_ATTR = "bayesmetal_design"
 
 
-def fit_knots(plan_: Plan) -> np.ndarray | None:
-    """BKMR's knot locations (the same choice as the sampler's), or None."""
-    spec = plan_.config.model
-    if not isinstance(spec, BkmrSpec):
-        return None
-    return bkmr.knots_for(plan_.design, spec, plan_.config.sampler.seed)
-
-
-def store_data(plan_: Plan, idata: InferenceData) -> None:
-    """Put the design into a fit's idata (y in observed_data; X, z, the other arrays and BKMR's
-    knots in constant_data; names and scalars in attrs), so that summaries and --extend's
-    checks need the run folder alone, not the data files."""
+def store_data(plan_: Plan, fit: Fit, idata: InferenceData) -> None:
+    """Put the design into a fit's idata (y in observed_data; X, z, the other arrays and the
+    fit's own constant data, such as BKMR's knots, in constant_data; names and scalars in
+    attrs), so that summaries and --extend's checks need the run folder alone."""
     design = plan_.design
     coords = {
         "obs": list(range(design.n)),
@@ -396,10 +212,10 @@ def store_data(plan_: Plan, idata: InferenceData) -> None:
     }
     if arrays["ids"][1].dtype == object:  # netCDF stores text, not Python objects
         arrays["ids"] = (("obs",), arrays["ids"][1].astype(str))
-    knots = fit_knots(plan_)
-    if knots is not None:
-        arrays["knots"] = (("knot", "exposure"), knots)
-        coords["knot"] = list(range(len(knots)))
+    for name, (dims, values) in fit.constant_data.items():
+        arrays[name] = (dims, values)
+        for dim, size in zip(dims, values.shape, strict=True):
+            coords.setdefault(dim, list(range(size)))
     attach_data(idata, "observed_data", {"y": arrays.pop("y")}, coords)
     attach_data(idata, "constant_data", arrays, coords)
     scalars = [f.name for f in fields(Design) if f.name not in DESIGN_ARRAYS]
@@ -428,13 +244,13 @@ def plan_from_run(idatas: dict[str, InferenceData]) -> Plan:
     saved = saved_run(first)
     config = parse_config(saved.config, saved.config.get("source") or "saved run")
     design = design_from_idata(first)
-    return Plan(config, None, design, saved.priors, declare_models(config, design, saved.priors))
+    return Plan(config, None, design, *declare(config, design, saved.priors))
 
 
 # config keys that decide the posterior --extend continues; the sampler's other settings,
 # summaries, output and where the data file lies may change
 EXTEND_COMPARED = ("cohort", "table", "analysis", "model", "sampler.seed")
-EXTEND_FREE = ("table.path", "model.draws_for_h", "model.ngrid")
+EXTEND_FREE = ("table.path", "model.summaries")
 
 
 def extension_differences(plan_: Plan, previous: InferenceData) -> list[str]:
@@ -448,7 +264,7 @@ def extension_differences(plan_: Plan, previous: InferenceData) -> list[str]:
         for key in dict.fromkeys([*before, *after])
         if _extend_compared(key) and before.get(key) != after.get(key)
     ]
-    priors = json.loads(json.dumps(plan_.priors))
+    priors = json.loads(json.dumps(prior_lib.as_mappings(plan_.priors)))
     found += [
         f"priors.{name}"
         for name in dict.fromkeys([*saved.priors, *priors])
@@ -468,8 +284,10 @@ def extension_differences(plan_: Plan, previous: InferenceData) -> list[str]:
     ]
     if data:
         found.append(f"data ({', '.join(data)} differ{'s' if len(data) == 1 else ''})")
-    if not _same_array(stored_data(previous, "constant_data").get("knots"), fit_knots(plan_)):
-        found.append("knots")
+    saved_data = stored_data(previous, "constant_data")
+    for name, (_, values) in plan_.fits[0].constant_data.items():
+        if not _same_array(saved_data.get(name), values):
+            found.append(name)
     return found
 
 

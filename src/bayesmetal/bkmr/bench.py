@@ -8,10 +8,12 @@ import time
 import numpy as np
 
 from bayesmetal.bkmr.simulate import ACTIVE, h_true, sim_bkmr
-from bayesmetal.config import BkmrSpec, DiagnosticTargets, SamplerSpec
 from bayesmetal.diagnostics import check
 from bayesmetal.models import bkmr
+from bayesmetal.models.bkmr import BkmrSpec
+from bayesmetal.run_schema import DiagnosticTargets, SamplerSpec
 from bayesmetal.summaries import bkmr as summary
+from bayesmetal.workflow import fit_design
 
 
 def bench_one(
@@ -22,12 +24,10 @@ def bench_one(
     design, _ = sim_bkmr(n, seed=seed)
     spec = BkmrSpec(name="bkmr", knots=knots)
     start = time.perf_counter()
-    idata = bkmr.sample_gibbs(
-        design,
-        spec,
-        bkmr.default_priors(design),
-        SamplerSpec(chains=chains, tune=tune, draws=draws, seed=seed),
+    _, idatas = fit_design(
+        design, spec, SamplerSpec(chains=chains, tune=tune, draws=draws, seed=seed)
     )
+    idata = idatas["bkmr"]
     wall = time.perf_counter() - start
     table = check(idata, ["r", "delta", "sigma_sq", "lambda", "beta"], DiagnosticTargets(), "bkmr")
     measured = table[table["rhat"].notna()]

@@ -1,14 +1,21 @@
-"""The BKMR Gaussian kernel K(z, z') = exp(-sum_m r_m (z_m - z'_m)^2) and the collapsed
-Gaussian likelihood y - X beta ~ N(0, sigma2 (I + lambda K)), exact or low-rank (knots).
+"""The BKMR Gaussian kernel K(z, z') = exp(-sum_m r_m (z_m - z'_m)^2), its predictive-process
+(knots) approximation, and the algebra of V = noise I + lambda K (+ lambda_ri Z Z'): factors
+(exact, or by Woodbury with knots), the collapsed likelihoods of y - X beta ~ N(0, sigma2 V) and
+the Gaussian conditional of h. Written once for one parameter value at a time: the sampler calls
+it thousands of times per chain, the summaries once per posterior draw.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import linalg
 from scipy.special import gammaln
+
+KNOTS_JITTER = 1e-6  # added to K_kk's diagonal: K_kk is singular when some r_m = 0
 
 
 def kernel(z1: np.ndarray, z2: np.ndarray, r: np.ndarray) -> np.ndarray:
@@ -21,26 +28,31 @@ def kernel(z1: np.ndarray, z2: np.ndarray, r: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Factor:
-    """A factorised V = I + lambda K: solves and log-determinant, exact or by Woodbury."""
+    """A factorised V: solves and log-determinant, exact or by Woodbury."""
 
-    solve: object  # callable: (n,) or (n, p) -> V^-1 x
+    solve: Callable[[np.ndarray], np.ndarray]  # (n,) or (n, p) -> V^-1 x
     logdet: float
 
+    def quad(self, x: np.ndarray) -> float:
+        """x' V^-1 x."""
+        return float(x @ self.solve(x))
 
-def _cholesky(matrix: np.ndarray):
+
+def _cholesky(matrix: np.ndarray) -> tuple[tuple[np.ndarray, bool], float]:
     """Lower Cholesky factor (scipy's cho_factor form) and log-determinant of the matrix."""
     chol = linalg.cho_factor(matrix, lower=True, check_finite=False)
     return chol, float(2.0 * np.log(np.diag(chol[0])).sum())
 
 
 def robust_cholesky(
-    matrix: np.ndarray, jitter: float = 1e-8, max_jitter: float = 1e-2
+    matrix: np.ndarray, jitter: float = 1e-8, max_jitter: float = 1e-2, scale: float | None = None
 ) -> np.ndarray:
-    """Lower Cholesky factor of a covariance for drawing from it: the jitter (relative to the
-    mean diagonal) grows 100-fold until the factorisation succeeds, up to `max_jitter`
-    (LinAlgError beyond), because a kernel matrix can be singular to working precision (many
-    r_m = 0, or near-equal points)."""
-    scale = float(np.mean(np.diag(matrix))) or 1.0
+    """Lower Cholesky factor of a covariance for drawing from it: the jitter (relative to
+    `scale`, by default the mean diagonal) grows 100-fold until the factorisation succeeds, up
+    to `max_jitter` (LinAlgError beyond), because a kernel matrix can be singular to working
+    precision (many r_m = 0, or near-equal points)."""
+    if scale is None:
+        scale = float(np.mean(np.diag(matrix))) or 1.0
     while True:
         try:
             return np.linalg.cholesky(matrix + jitter * scale * np.eye(len(matrix)))
@@ -56,22 +68,48 @@ def exact_factor(
     lam: float,
     same_group: np.ndarray | None = None,
     lam_ri: float = 0.0,
+    noise: float = 1.0,
 ) -> Factor:
-    """Cholesky of the full n x n matrix V = I + lam K (+ lam_ri Z Z'): O(n^3)."""
+    """Cholesky of the full n x n matrix V = noise I + lam K (+ lam_ri Z Z'): O(n^3)."""
     v = lam * kernel(z, z, r)
     if same_group is not None:
         v += lam_ri * same_group
-    v[np.diag_indices_from(v)] += 1.0
+    v[np.diag_indices_from(v)] += noise
     chol, logdet = _cholesky(v)
     return Factor(lambda x: linalg.cho_solve(chol, x, check_finite=False), logdet)
 
 
 def low_rank_basis(z: np.ndarray, knots: np.ndarray, r: np.ndarray) -> np.ndarray:
-    """U with K ~ U U' = K_nk K_kk^-1 K_kn (the predictive-process kernel)."""
+    """U with K ~ U U' = K_nk K_kk^-1 K_kn (the predictive-process kernel). U's rows are
+    per point: the basis at [z; z_new] stacks the bases at z and at z_new."""
     k_kk = kernel(knots, knots, r)
-    k_kk[np.diag_indices_from(k_kk)] += 1e-6  # jitter: K_kk is singular when r_m = 0
+    k_kk[np.diag_indices_from(k_kk)] += KNOTS_JITTER
     l_kk = linalg.cholesky(k_kk, lower=True, check_finite=False)
     return linalg.solve_triangular(l_kk, kernel(knots, z, r), lower=True, check_finite=False).T
+
+
+def predictive_w(
+    basis: np.ndarray, lam: float, group_onehot: np.ndarray | None = None, lam_ri: float = 0.0
+) -> np.ndarray:
+    """W = [sqrt(lam) U, sqrt(lam_ri) Z], so that lam U U' (+ lam_ri Z Z') = W W' for the
+    predictive-process basis U (and the random intercept's Z)."""
+    w = np.sqrt(lam) * basis
+    if group_onehot is not None:
+        w = np.hstack([w, np.sqrt(lam_ri) * group_onehot])
+    return w
+
+
+def woodbury_factor(w: np.ndarray, noise: float = 1.0) -> Factor:
+    """V = noise I + W W' for a thin W (n x k): Woodbury solves and determinant, O(n k^2)."""
+    inner = w.T @ w
+    inner[np.diag_indices_from(inner)] += noise
+    chol, logdet = _cholesky(inner)
+
+    def solve(x: np.ndarray) -> np.ndarray:
+        return (x - w @ linalg.cho_solve(chol, w.T @ x, check_finite=False)) / noise
+
+    # det(noise I_n + W W') = noise^(n - k) det(noise I_k + W'W)
+    return Factor(solve, logdet + (w.shape[0] - w.shape[1]) * math.log(noise))
 
 
 def knots_factor(
@@ -82,37 +120,43 @@ def knots_factor(
     group_onehot: np.ndarray | None = None,
     lam_ri: float = 0.0,
 ) -> Factor:
-    """Gaussian predictive process, V = I + W W' with W = [sqrt(lam) U, sqrt(lam_ri) Z];
-    Woodbury solves and determinant: O(n (k + groups)^2)."""
-    w = np.sqrt(lam) * low_rank_basis(z, knots, r)
-    if group_onehot is not None:
-        w = np.hstack([w, np.sqrt(lam_ri) * group_onehot])
-    inner = w.T @ w
-    inner[np.diag_indices_from(inner)] += 1.0
-    chol, logdet = _cholesky(inner)
-
-    def solve(x: np.ndarray) -> np.ndarray:
-        return x - w @ linalg.cho_solve(chol, w.T @ x, check_finite=False)
-
-    return Factor(solve, logdet)
+    """Gaussian predictive process on `knots`: V = I + W W' (see `predictive_w`)."""
+    basis = low_rank_basis(z, knots, r)
+    return woodbury_factor(predictive_w(basis, lam, group_onehot, lam_ri))
 
 
 def gaussian_loglik(resid: np.ndarray, factor: Factor, sigma_sq: float = 1.0) -> float:
     """log N(resid | 0, sigma2 V) given V's factor (h integrated out; the probit model's
     latent scale has sigma2 = 1)."""
     n = resid.shape[0]
-    quad = float(resid @ factor.solve(resid))
-    return -0.5 * (n * np.log(2 * np.pi * sigma_sq) + factor.logdet + quad / sigma_sq)
+    return -0.5 * (n * np.log(2 * np.pi * sigma_sq) + factor.logdet + factor.quad(resid) / sigma_sq)
 
 
 def sigma_marginal_loglik(resid: np.ndarray, factor: Factor, alpha: float, beta: float) -> float:
     """log p(resid | V) with sigma2 ~ InverseGamma(alpha, beta) integrated out: a
     multivariate t with 2 alpha degrees of freedom and scale (beta / alpha) V."""
     n = resid.shape[0]
-    quad = float(resid @ factor.solve(resid))
     shape = alpha + n / 2
     const = gammaln(shape) - gammaln(alpha) + alpha * np.log(beta) - 0.5 * n * np.log(2 * np.pi)
-    return const - 0.5 * factor.logdet - shape * np.log(beta + quad / 2)
+    return const - 0.5 * factor.logdet - shape * np.log(beta + factor.quad(resid) / 2)
+
+
+def gaussian_conditional(
+    factor: Factor,
+    cross: np.ndarray,
+    prior: np.ndarray,
+    target: np.ndarray,
+    lam: float,
+    sigma_sq: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance of f given t when Var(t) = sigma2 V, Cov(t, f) = sigma2 lam C
+    (`cross`, n x G) and Var(f) = sigma2 lam P (`prior`): N(lam C' V^-1 t, sigma2 lam (P -
+    lam C' V^-1 C)). f is h at some points (C = K_ng, P = K_gg), or the coefficients a of the
+    predictive process h = U a (C = U_n, P = I: O(n k^2) whatever the number of points)."""
+    vinv_cross = factor.solve(cross)
+    mean = lam * vinv_cross.T @ target
+    cov = sigma_sq * lam * (prior - lam * cross.T @ vinv_cross)
+    return mean, cov
 
 
 def choose_knots(z: np.ndarray, k: int, seed: int) -> np.ndarray:

@@ -1,4 +1,6 @@
-"""BKMR default priors (R bkmr's kmbayes defaults) and their log-densities for the sampler."""
+"""BKMR default priors (R bkmr's kmbayes defaults), and what the Gibbs sampler reads from any
+prior: compiled log-densities and quantiles, and the conjugate parameters of beta, sigma_sq and
+pi, taken from PyMC's random variable whatever parametrisation the config wrote."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import pytensor
 import pytensor.tensor as pt
 
 from bayesmetal.errors import ConfigError
+from bayesmetal.priors import from_mapping
 
 # R bkmr defaults: lambda ~ Gamma(mean 10, sd 10); r: 1/r ~ Unif(0, 100), i.e. a Pareto(1, 0.01)
 # density 0.01 / r^2 on r >= 0.01; 1/sigma2 ~ Gamma(0.001, 0.001); pi ~ Beta(1, 1). R uses a
@@ -25,13 +28,19 @@ DEFAULT_PRIORS: dict[str, dict[str, Any]] = {
 CONJUGATE = {"beta": "Normal", "sigma_sq": "InverseGamma", "pi": "Beta"}
 
 
-def dist(spec: dict[str, Any], key: str):
-    """A PyMC distribution (unnamed) from a prior spec, for log-densities and draws."""
-    params = {k: v for k, v in spec.items() if k != "distribution"}
-    if any(isinstance(v, dict) for v in params.values()):
-        raise ConfigError(f"priors.{key}: the BKMR sampler takes fixed prior parameters")
+def dist(spec: Any, key: str):
+    """A PyMC distribution (unnamed) from a prior (a `Prior` or its YAML mapping), for
+    log-densities and draws."""
+    prior = from_mapping(spec, key)
+    if any(hasattr(v, "distribution") for v in prior.parameters.values()):
+        raise ConfigError(f"priors.{key}: the BKMR Gibbs sampler takes fixed prior parameters")
+    if prior.transform is not None or not prior.centered:
+        raise ConfigError(
+            f"priors.{key}: the BKMR Gibbs sampler takes a plain distribution (no 'transform' "
+            "or 'centered'); use model.engine.sampler: pymc for those"
+        )
     try:
-        return getattr(pm, spec["distribution"]).dist(**params)
+        return prior.pymc_distribution.dist(**prior.parameters)
     except Exception as exc:
         raise ConfigError(f"priors.{key} = {spec}: {exc}") from exc
 
@@ -78,36 +87,36 @@ def check_support(priors: dict[str, dict[str, Any]], log_bound: float, limit: fl
             raise ConfigError(
                 f"priors.{key}: {mass:.1e} of its mass lies outside [e^-{log_bound:g}, "
                 f"e^{log_bound:g}], the range the BKMR Gibbs sampler covers; narrow the prior "
-                "or use model.sampler: pymc"
+                "or use model.engine.sampler: pymc"
             )
 
 
-CONJUGATE_PARAMETERS = {
-    "Normal": {"mu", "sigma"},
-    "InverseGamma": {"alpha", "beta"},
-    "Beta": {"alpha", "beta"},
+# the parameters of PyMC's random variable, in its order: whatever the config wrote (Normal
+# with tau, InverseGamma or Beta with mu and sigma), the sampler reads these
+CANONICAL = {
+    "Normal": ("mu", "sigma"),
+    "InverseGamma": ("alpha", "beta"),
+    "Beta": ("alpha", "beta"),
 }
 
 
-def check_conjugate(priors: dict[str, dict[str, Any]], probit: bool = False) -> None:
+def check_conjugate(priors: dict[str, Any], probit: bool = False) -> None:
     """The fast sampler updates beta, sigma_sq and pi exactly; it needs their conjugate forms."""
     for key, family in CONJUGATE.items():
         if key not in priors and (probit and key == "sigma_sq"):
             continue
-        if priors[key]["distribution"] != family:
+        given = from_mapping(priors[key], key).distribution
+        if given != family:
             raise ConfigError(
                 f"priors.{key}: the BKMR Gibbs sampler needs a {family} prior here "
-                f"(got {priors[key]['distribution']}); use model.sampler: pymc for others"
-            )
-        given = set(priors[key]) - {"distribution"}
-        needed = CONJUGATE_PARAMETERS[family]
-        if given != needed:
-            raise ConfigError(
-                f"priors.{key}: the BKMR Gibbs sampler reads {family} parameters "
-                f"{sorted(needed)}; got {sorted(given)}"
+                f"(got {given}); use model.engine.sampler: pymc for others"
             )
 
 
-def params(spec: dict[str, Any]) -> dict[str, float]:
-    """Numeric parameters of a prior spec."""
-    return {k: float(np.asarray(v)) for k, v in spec.items() if k != "distribution"}
+def params(spec: Any, key: str = "prior") -> dict[str, float]:
+    """The conjugate parameters of a Normal, InverseGamma or Beta prior, by PyMC's names
+    (mu, sigma / alpha, beta), read from its random variable: parameters the config left out
+    take PyMC's defaults (Normal's mu = 0)."""
+    rv = dist(spec, key)
+    values = [float(v.eval()) for v in rv.owner.op.dist_params(rv.owner)]
+    return dict(zip(CANONICAL[from_mapping(spec, key).distribution], values, strict=True))

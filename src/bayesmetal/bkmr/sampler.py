@@ -78,6 +78,22 @@ class BkmrData:
         return (self.random_intercept[:, None] == np.unique(self.random_intercept)[None]) * 1.0
 
 
+class Covariance:
+    """V = I + lambda K_r (+ lambda_ri Z Z') at the data's points, factorised on call: exact,
+    or the predictive process on the data's knots. Z and Z Z' are built once."""
+
+    def __init__(self, data: BkmrData) -> None:
+        self.data = data
+        self.onehot = data.onehot
+        self.same_group = None if self.onehot is None else self.onehot @ self.onehot.T
+
+    def factor(self, r: np.ndarray, lam: float, lam_ri: float = 0.0) -> Factor:
+        data = self.data
+        if data.knots is None:
+            return exact_factor(data.z, r, lam, self.same_group, lam_ri)
+        return knots_factor(data.z, data.knots, r, lam, self.onehot, lam_ri)
+
+
 @dataclass
 class Chain:
     """Draws of one chain, its per-draw statistics and summary statistics."""
@@ -141,8 +157,8 @@ class ChainState:
         self.data = data
         self.m = data.z.shape[1]
         self.sigma_prior = None if data.probit else bkmr_priors.params(priors["sigma_sq"])
-        self.onehot = data.onehot
-        self.same_group = None if self.onehot is None else self.onehot @ self.onehot.T
+        self.covariance = Covariance(data)
+        self.onehot = self.covariance.onehot
         # probit: y* starts at +-0.5 by outcome; sigma2 is fixed at 1 (identifiability)
         self.ystar = np.where(data.y > 0, 0.5, -0.5) if data.probit else None
         self.beta = np.zeros(data.X.shape[1])
@@ -203,10 +219,7 @@ class ChainState:
         return self.ystar if self.ystar is not None else self.data.y
 
     def make_factor(self, r: np.ndarray, lam: float, lam_ri: float | None = None) -> Factor:
-        lam_ri = self.lam_ri if lam_ri is None else lam_ri
-        if self.data.knots is None:
-            return exact_factor(self.data.z, r, lam, self.same_group, lam_ri)
-        return knots_factor(self.data.z, self.data.knots, r, lam, self.onehot, lam_ri)
+        return self.covariance.factor(r, lam, self.lam_ri if lam_ri is None else lam_ri)
 
     def try_factor(self, r: np.ndarray, lam: float, lam_ri: float | None = None) -> Factor | None:
         """The factor of a proposal, or None when V is numerically not positive definite
@@ -443,7 +456,7 @@ def _draw_sigma_sq(state: ChainState, data: BkmrData, prior: dict[str, float], r
     likelihood)."""
     w = float(data.likelihood)
     resid = data.y - data.X @ state.beta
-    quad = float(resid @ state.factor.solve(resid))
+    quad = state.factor.quad(resid)
     return (prior["beta"] + w * quad / 2) / rng.gamma(prior["alpha"] + w * len(resid) / 2)
 
 

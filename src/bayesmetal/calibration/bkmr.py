@@ -19,12 +19,11 @@ from bayesmetal.bkmr import priors as bkmr_priors
 from bayesmetal.bkmr.kernel import (
     Factor,
     choose_knots,
-    exact_factor,
+    gaussian_conditional,
     kernel,
-    knots_factor,
     low_rank_basis,
 )
-from bayesmetal.bkmr.sampler import BkmrData, run_chain
+from bayesmetal.bkmr.sampler import BkmrData, Covariance, run_chain
 from bayesmetal.calibration.ranks import rank_all, thin_indices
 
 BKMR_VARIANTS = ("exact", "knots", "hierarchical", "probit", "random_intercept", "none")
@@ -34,12 +33,10 @@ INTERCEPT_GROUPS = 4  # random-intercept groups (persons assigned in turn)
 
 # proper priors that give sensible data: y has sd about 2-3, r_m as R's default (1/r ~
 # Uniform(0, 100)); the package defaults (sigma_sq InverseGamma(0.001, 0.001)) are too vague
-SBC_PRIORS: dict[str, dict[str, Any]] = {
+SBC_PRIORS: dict[str, dict[str, Any]] = bkmr_priors.DEFAULT_PRIORS | {
     "beta": {"distribution": "Normal", "mu": 0.0, "sigma": 1.0},
     "sigma_sq": {"distribution": "InverseGamma", "alpha": 4.0, "beta": 3.0},
     "lambda": {"distribution": "Gamma", "alpha": 2.0, "beta": 0.5},
-    "r": {"distribution": "Pareto", "alpha": 1.0, "m": 0.01},
-    "pi": {"distribution": "Beta", "alpha": 1.0, "beta": 1.0},
 }
 
 
@@ -161,12 +158,8 @@ def kernel_matrix(data: BkmrData, r: np.ndarray) -> np.ndarray:
 
 
 def v_factor(data: BkmrData, r: np.ndarray, lam: float, lam_ri: float) -> Factor:
-    """The factorised V = I + lambda K [+ lambda_ri Z Z'], exactly as the sampler builds it."""
-    onehot = data.onehot
-    if data.knots is None:
-        same = None if onehot is None else onehot @ onehot.T
-        return exact_factor(data.z, r, lam, same, lam_ri)
-    return knots_factor(data.z, data.knots, r, lam, onehot, lam_ri)
+    """The factorised V = I + lambda K [+ lambda_ri Z Z'], by the sampler's own code."""
+    return Covariance(data).factor(r, lam, lam_ri)
 
 
 def h_conditional(
@@ -175,11 +168,8 @@ def h_conditional(
     """Mean and covariance of h at `points` given the residual e = y - X beta and the other
     parameters: N(lambda K V^-1 e, sigma2 lambda (K - lambda K V^-1 K)), since h and y are
     jointly Gaussian with Cov(h, y) = sigma2 lambda K and Var(y) = sigma2 V."""
-    columns = k[:, points]
-    v_inv_columns = factor.solve(columns)
-    mean = lam * v_inv_columns.T @ resid
-    cov = sigma_sq * lam * (k[np.ix_(points, points)] - lam * columns.T @ v_inv_columns)
-    return mean, cov
+    prior = k[np.ix_(points, points)]
+    return gaussian_conditional(factor, k[:, points], prior, resid, lam, sigma_sq)
 
 
 def h_draws(

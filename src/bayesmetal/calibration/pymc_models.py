@@ -18,10 +18,10 @@ import pytensor
 from pytensor.compile.sharedvalue import SharedVariable
 
 from bayesmetal.calibration.ranks import rank_all, thin_indices
-from bayesmetal.config import BwqsSpec, SamplerSpec
 from bayesmetal.design import Design, make_design
-from bayesmetal.models.bwqs import build_bwqs
+from bayesmetal.models.bwqs import BwqsSpec, build_bwqs
 from bayesmetal.models.glm import build_glm
+from bayesmetal.run_schema import SamplerSpec
 from bayesmetal.sampling import sample
 
 PYMC_VARIANTS = ("glm_gaussian", "glm_bernoulli", "bwqs")

@@ -2,7 +2,7 @@
 moderate (PIPs between about 0.2 and 0.8), the case where a biased move shows.
 
 `weak_signal_design` makes such data for each variant; `fit_both` samples it with
-`sampler: gibbs` and with PyMC's compound step on `models.bkmr.build_bkmr` (the model the
+`engine.sampler: gibbs` and with PyMC's compound step on `models.bkmr.build_bkmr` (the model the
 Gibbs sampler claims to sample); `agreement` compares PIPs (and group PIPs) and the means of
 log lambda, log sigma2, log lambda_ri and beta, each difference in units of the combined Monte
 Carlo standard error of the two estimates. The reference's own convergence (R-hat, ESS) is
@@ -22,10 +22,11 @@ import numpy as np
 import pandas as pd
 
 from bayesmetal.arviz_api import InferenceData, convergence_table, mcse_mean
-from bayesmetal.config import BkmrSpec, SamplerSpec
 from bayesmetal.design import Design, make_design
 from bayesmetal.models import bkmr
-from bayesmetal.sampling import sample
+from bayesmetal.models.bkmr import BkmrSpec
+from bayesmetal.run_schema import SamplerSpec
+from bayesmetal.workflow import fit_design
 
 REFERENCE_VARIANTS = ("component", "hierarchical", "probit", "random_intercept")
 GROUPS = {"first": ["a", "b"], "second": ["c", "d"]}
@@ -79,10 +80,10 @@ def fit_both(
     reference: SamplerSpec,
 ) -> tuple[InferenceData, InferenceData]:
     """The Gibbs fit and the PyMC reference fit of the same data and priors."""
-    fast = bkmr.sample_gibbs(case.design, case.spec, priors, gibbs)
-    declared = case.spec.model_copy(update={"sampler": "pymc"})
-    exact = sample(bkmr.build_bkmr(case.design, declared, priors), reference)
-    return fast, exact
+    _, fast = fit_design(case.design, case.spec, gibbs, priors)
+    declared = case.spec.model_copy(update={"engine": bkmr.BkmrEngine(sampler="pymc")})
+    _, exact = fit_design(case.design, declared, reference, priors)
+    return fast["bkmr"], exact["bkmr"]
 
 
 def _quantities(idata: InferenceData, case: WeakSignal) -> dict[str, np.ndarray]:

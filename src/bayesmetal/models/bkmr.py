@@ -1,65 +1,158 @@
-"""BKMR as a declarative PyMC model (Bobb et al. 2015; R: kmbayes).
+"""BKMR (Bobb et al. 2015; R: kmbayes) as a registered model.
 
 y = h(z) + X beta + e, e ~ N(0, sigma2), h ~ GP(0, tau K), K(z, z') = exp(-sum_m r_m
 (z_m - z'_m)^2), lambda = tau / sigma2. With h integrated out, y ~ N(X beta, sigma2 (I +
-lambda K)). Component-wise selection: r_m = delta_m rho_m, delta_m ~ Bernoulli(pi).
+lambda K)). Component-wise selection: r_m = delta_m rho_m, delta_m ~ Bernoulli(pi). Binary
+outcomes use the probit model. As in R's kmbayes there is no intercept: h carries the level.
 
-`build_bkmr` declares the exact model; PyMC samples it with its compound step (NUTS +
-BinaryGibbsMetropolis). `sample_gibbs` runs the fast collapsed sampler of
-`bayesmetal.bkmr.sampler` on the same model and priors and returns the same variables.
+`build_bkmr` declares the exact model, which PyMC samples with its compound step (NUTS +
+BinaryGibbsMetropolis); the default engine is the fast collapsed Gibbs sampler
+(`bayesmetal.bkmr.engine`) on the same model and priors. Both return the posterior contract
+of `bayesmetal.bkmr.posterior`.
 """
 
 from __future__ import annotations
 
-import json
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
+from pydantic import Field, model_validator
 
+from bayesmetal import plots
 from bayesmetal import priors as prior_lib
-from bayesmetal.arviz_api import InferenceData, concat_draws, from_chains
-from bayesmetal.bkmr.inclusion import inclusion_check
+from bayesmetal.arviz_api import stored_data
+from bayesmetal.bkmr import posterior as contract
+from bayesmetal.bkmr import priors as bkmr_priors
+from bayesmetal.bkmr.engine import NAME as GIBBS
+from bayesmetal.bkmr.engine import GibbsProblem
 from bayesmetal.bkmr.kernel import choose_knots
-from bayesmetal.bkmr.priors import DEFAULT_PRIORS
-from bayesmetal.bkmr.sampler import BkmrData, sample_chains
-from bayesmetal.config import BkmrSpec, SamplerSpec
+from bayesmetal.bkmr.posterior import H_JITTER
+from bayesmetal.bkmr.sampler import LOG_BOUND, BkmrData
+from bayesmetal.cohort_schema import Strict
 from bayesmetal.design import Design
+from bayesmetal.engines import PYMC
 from bayesmetal.errors import ConfigError
+from bayesmetal.models.contract import Fit, Fitted, ModelDefinition, Summary
+from bayesmetal.priors import Priors
+from bayesmetal.run_schema import ModelSpec
+from bayesmetal.summaries import bkmr as bkmr_summary
 
-H_JITTER = 1e-6  # probit PyMC model: h at the data ~ N(0, lambda K + H_JITTER I)
+
+class BkmrEngine(Strict):
+    """How BKMR is sampled: the fast collapsed Gibbs sampler, or PyMC's compound step on the
+    exact declaration (the reference, for small n)."""
+
+    sampler: Literal["gibbs", "pymc"] = "gibbs"
 
 
-def default_priors(design: Design, spec: BkmrSpec | None = None) -> dict[str, dict[str, Any]]:
+class BkmrSummaries(Strict):
+    """How h is summarised."""
+
+    draws_for_h: int = Field(default=200, ge=10)  # posterior draws used for h summaries
+    ngrid: int = Field(default=30, ge=5, le=200)  # grid points of exposure-response curves
+
+
+class BkmrSpec(ModelSpec):
+    """BKMR: y = h(z) + X beta + e, h a Gaussian process, spike-and-slab selection of r_m."""
+
+    name: Literal["bkmr"]
+    selection: Literal["component", "hierarchical", "none"] = "component"
+    groups: dict[str, list[str]] | None = None  # hierarchical: group name -> exposures
+    knots: int | None = Field(default=None, ge=5)  # Gaussian predictive process for large n
+    random_intercept: str | None = None  # column whose levels share a random intercept
+    engine: BkmrEngine = BkmrEngine()
+    summaries: BkmrSummaries = BkmrSummaries()
+
+    @model_validator(mode="after")
+    def _compatible(self) -> BkmrSpec:
+        if (self.selection == "hierarchical") != (self.groups is not None):
+            raise ValueError("'groups' goes with selection: hierarchical, and it needs them")
+        if self.engine.sampler == "pymc" and self.knots is not None:
+            raise ValueError("knots need engine.sampler: gibbs (the PyMC reference is exact)")
+        return self
+
+    def group_column(self) -> tuple[str, str] | None:
+        return ("model.random_intercept", self.random_intercept) if self.random_intercept else None
+
+
+def default_priors(spec: BkmrSpec, family: str) -> dict[str, dict[str, Any]]:
     """R bkmr's defaults (see bayesmetal.bkmr.priors). Binary outcomes use the probit model,
     whose latent residual variance is fixed at 1, so they have no sigma_sq prior. A random
     intercept adds lambda_ri = its variance / sigma2, with lambda's prior as in R."""
-    if design.family not in ("gaussian", "bernoulli"):
-        raise ConfigError(f"model bkmr: outcome {design.outcome!r} is {design.family}")
-    priors = {key: dict(value) for key, value in DEFAULT_PRIORS.items()}
-    if design.family == "bernoulli":
-        del priors["sigma_sq"]
-    if spec is not None and spec.random_intercept:
-        priors["lambda_ri"] = dict(DEFAULT_PRIORS["lambda"])
+    priors = {key: dict(value) for key, value in bkmr_priors.DEFAULT_PRIORS.items()}
+    if family == "bernoulli":
+        del priors[contract.SIGMA_SQ]
+    if spec.random_intercept:
+        priors[contract.LAMBDA_RI] = dict(bkmr_priors.DEFAULT_PRIORS[contract.LAMBDA])
     return priors
 
 
-def coefficient_names(design: Design) -> list[str]:
-    """The covariate columns. As in R's kmbayes there is no intercept: h carries the level
-    (an intercept beside h would be confounded with h's constant part)."""
-    return list(design.covariate_columns)
+def check_priors(spec: BkmrSpec, priors: Priors) -> None:
+    """The Gibbs engine reads conjugate parameters and fixed, plain log-densities, and covers
+    a bounded range of lambda and r: priors it cannot honour are refused at load."""
+    if spec.engine.sampler != "gibbs":
+        return
+    for key, prior in priors.items():
+        bkmr_priors.dist(prior, key)
+    bkmr_priors.check_conjugate(priors, probit=contract.SIGMA_SQ not in priors)
+    bkmr_priors.check_support(priors, LOG_BOUND)
 
 
-def covariates(design: Design) -> np.ndarray:
-    return design.X
+def posterior_contract(design: Design, spec: BkmrSpec) -> dict[str, tuple[str, ...]]:
+    """This fit's variables and dims (`bayesmetal.bkmr.posterior`)."""
+    return contract.variables(
+        has_covariates=bool(design.X.shape[1]),
+        probit=design.family == "bernoulli",
+        selection=spec.selection != "none",
+        random_intercept=spec.random_intercept is not None,
+        engine=GIBBS if spec.engine.sampler == "gibbs" else PYMC,
+    )
 
 
-def build_bkmr(design: Design, spec: BkmrSpec, priors: dict[str, dict[str, Any]]) -> pm.Model:
+def knots_for(design: Design, spec: BkmrSpec, seed: int) -> np.ndarray | None:
+    """The knot locations (standardised exposure space) when the model uses knots."""
+    return None if spec.knots is None else choose_knots(design.z, spec.knots, seed)
+
+
+def fits(design: Design, spec: BkmrSpec, priors: Priors, seed: int) -> list[Fit]:
+    """One fit: the declaration, and for the Gibbs engine the data it reads (knots chosen
+    from the run's seed, stored with the posterior for the summaries)."""
+    knots = knots_for(design, spec, seed)
+    data = BkmrData(
+        y=design.y,
+        X=design.X,
+        z=design.z,
+        knots=knots,
+        selection=spec.selection != "none",
+        groups=group_index(design, spec),
+        probit=design.family == "bernoulli",
+        random_intercept=design.group if spec.random_intercept else None,
+    )
+    coords = {
+        "exposure": list(design.exposures),
+        "coef": list(design.covariate_columns),
+        "obs": list(range(design.n)),
+    }
+    gibbs = spec.engine.sampler == "gibbs"
+    return [
+        Fit(
+            label="bkmr",
+            build=lambda: build_bkmr(design, spec, priors),
+            posterior=posterior_contract(design, spec),
+            engine=GIBBS if gibbs else PYMC,
+            problem=GibbsProblem(data, priors, coords) if gibbs else None,
+            constant_data={} if knots is None else {"knots": (("knot", "exposure"), knots)},
+        )
+    ]
+
+
+def build_bkmr(design: Design, spec: BkmrSpec, priors: Priors) -> pm.Model:
     """Declare the exact BKMR model with h integrated out."""
     coords = {
         "exposure": list(design.exposures),
-        "coef": coefficient_names(design),
+        "coef": list(design.covariate_columns),
         "obs": range(design.n),
     }
     z = design.z
@@ -67,7 +160,7 @@ def build_bkmr(design: Design, spec: BkmrSpec, priors: dict[str, dict[str, Any]]
     with pm.Model(coords=coords) as model:
         mean = 0.0
         if design.X.shape[1]:
-            x = pm.Data("X", covariates(design), dims=("obs", "coef"))
+            x = pm.Data("X", design.X, dims=("obs", "coef"))
             beta = prior_lib.create(priors, "beta", dims=("coef",))
             mean = pt.dot(x, beta)
         lam = prior_lib.create(priors, "lambda")
@@ -132,120 +225,48 @@ def group_index(design: Design, spec: BkmrSpec) -> np.ndarray | None:
     return np.array([owner[e] for e in design.exposures])
 
 
-def knots_for(design: Design, spec: BkmrSpec, seed: int) -> np.ndarray | None:
-    """The knot locations (standardised exposure space) when the model uses knots."""
-    return None if spec.knots is None else choose_knots(design.z, spec.knots, seed)
-
-
-def sample_gibbs(
-    design: Design,
-    spec: BkmrSpec,
-    priors: dict[str, dict[str, Any]],
-    sampler: SamplerSpec,
-    resume: list[dict[str, Any]] | None = None,
-) -> InferenceData:
-    """Fast collapsed sampler; posterior variables as in the PyMC model (minus rho).
-
-    The chains' final states and frozen proposals go into attrs['bkmr_resume'], so that
-    `extend_gibbs` can continue them."""
-    knots = knots_for(design, spec, sampler.seed)
-    data = gibbs_data(design, spec, knots)
-    chains, wall = sample_chains(
-        data,
-        priors,
-        sampler.tune,
-        sampler.draws,
-        sampler.chains,
-        sampler.seed,
-        sampler.cores,
-        resume,
+def summarise(fitted: Fitted, spec: BkmrSpec) -> Summary:
+    """PIPs, exposure-response curves and risk summaries (R's bkmr functions), with figures."""
+    idata, design = fitted.idatas["bkmr"], fitted.design
+    prob, seed = fitted.settings.ci_prob, fitted.seed
+    knots = stored_data(idata, "constant_data").get("knots")  # those the chains used
+    post = bkmr_summary.h_posterior(idata, design, spec.summaries.draws_for_h, knots)
+    ngrid = spec.summaries.ngrid
+    out = Summary()
+    tables = out.tables
+    if spec.selection != "none":
+        tables["pips"] = bkmr_summary.pips(idata, spec.groups)
+        out.figures["pips"] = plots.pip_bars(tables["pips"])
+        ranked = tables["pips"].sort_values("pip", ascending=False)["variable"].tolist()
+    else:
+        ranked = list(design.exposures)
+    if spec.groups:
+        tables["group_risk"] = bkmr_summary.group_risk(post, spec.groups, seed=seed, prob=prob)
+    tables["univariate"] = bkmr_summary.with_concentration(
+        bkmr_summary.pred_resp_univar(post, ngrid, seed=seed, prob=prob), design
     )
-    dropped = set() if spec.selection != "none" else {"delta", "pi"}
-    if design.family == "bernoulli":
-        dropped.add("sigma_sq")  # fixed at 1 in the probit model
-    names = [k for k in chains[0].draws if k not in dropped]
-    draws = {k: np.stack([c.draws[k] for c in chains]) for k in names}
-    stats = {
-        k: np.stack([np.full(sampler.draws, c.stats[k]) for c in chains]) for k in chains[0].stats
-    }
-    stats |= {k: np.stack([c.sample_stats[k] for c in chains]) for k in chains[0].sample_stats}
-    dims = {
-        "beta": ["coef"],
-        "r": ["exposure"],
-        "delta": ["exposure"],
-        "ystar": ["obs"],
-        "flip": ["exposure"],
-    }
-    coords = {
-        "exposure": list(design.exposures),
-        "coef": coefficient_names(design),
-        "obs": list(range(design.n)),
-    }
-    idata = from_chains(draws, coords, dims, stats)
-    idata.attrs["sampler_backend"] = "bkmr-gibbs"
-    idata.attrs["wall_time_s"] = round(wall, 2)
-    if knots is not None:
-        idata.attrs["knots"] = int(len(knots))
-    idata.attrs["bkmr_resume"] = json.dumps([c.resume for c in chains])
-    if resume is None:
-        check_inclusion(idata, data, priors)
-    return idata
-
-
-def gibbs_data(design: Design, spec: BkmrSpec, knots: np.ndarray | None) -> BkmrData:
-    """The arrays and structure the Gibbs sampler reads."""
-    return BkmrData(
-        y=design.y,
-        X=covariates(design),
-        z=design.z,
-        knots=knots,
-        selection=spec.selection != "none",
-        groups=group_index(design, spec),
-        probit=design.family == "bernoulli",
-        random_intercept=design.group if spec.random_intercept else None,
+    tables["overall_risk"] = bkmr_summary.overall_risk(post, seed=seed, prob=prob)
+    tables["single_var_risk"] = bkmr_summary.single_var_risk(post, seed=seed, prob=prob)
+    tables["single_var_interaction"] = bkmr_summary.single_var_interaction(
+        post, seed=seed, prob=prob
     )
-
-
-def check_inclusion(idata: InferenceData, data: BkmrData, priors: dict[str, Any]) -> None:
-    """attrs['bkmr_conditional_pip']: for each exposure whose indicator never flipped after
-    warm-up, its Rao-Blackwellised PIP (see `bayesmetal.bkmr.inclusion`), which the
-    diagnostics compare with the chains' PIP of exactly 0 or 1."""
-    if not data.selection:
-        return
-    post = idata.posterior
-    names = ["beta", "lambda", "r", "delta", "pi", "lambda_ri", "ystar"]
-    draws = {k: post[k].to_numpy() for k in names if k in post}
-    if "beta" not in draws:
-        draws["beta"] = np.zeros((*draws["lambda"].shape, 0))
-    exposures = list(post["delta"].coords["exposure"].to_numpy())
-    checked = inclusion_check(data, priors, draws)
-    idata.attrs["bkmr_conditional_pip"] = json.dumps(
-        {str(exposures[j]): value for j, value in checked.items()}
+    pairs = [(a, b) for a in ranked[:3] for b in ranked[:3] if a != b]
+    tables["bivariate_levels"] = bkmr_summary.with_concentration(
+        bkmr_summary.pred_resp_bivar_levels(post, pairs, ngrid, seed=seed, prob=prob),
+        design,
+        variable="variable1",
+        z="z1",
+        column="concentration1",
     )
+    out.figures["univariate"] = plots.univariate_panel(tables["univariate"], design.outcome)
+    out.figures["bivariate_levels"] = plots.bivariate_levels(tables["bivariate_levels"])
+    out.figures["overall_risk"] = plots.risk_plot(
+        tables["overall_risk"], "quantile", "overall risk vs all at median"
+    )
+    out.figures["single_var_risk"] = plots.single_var_risk_plot(tables["single_var_risk"])
+    return out
 
 
-def extend_gibbs(
-    previous: InferenceData,
-    design: Design,
-    spec: BkmrSpec,
-    priors: dict[str, dict[str, Any]],
-    sampler: SamplerSpec,
-) -> InferenceData:
-    """Continue a saved Gibbs run by `sampler.draws` more draws per chain (no new warm-up)
-    and return all draws: R's bkmr cannot continue a chain."""
-    if "bkmr_resume" not in previous.attrs:
-        raise ConfigError("--extend: the run holds no BKMR Gibbs sampler state to continue")
-    resume = json.loads(previous.attrs["bkmr_resume"])
-    if len(resume) != previous.posterior.sizes["chain"]:
-        raise ConfigError("--extend: the saved sampler state does not match the run's chains")
-    more = sampler.model_copy(update={"chains": len(resume), "tune": 0})
-    added = sample_gibbs(design, spec, priors, more, resume)
-    combined = concat_draws(previous, added)
-    combined.attrs.update({k: v for k, v in added.attrs.items()})
-    combined.attrs["wall_time_s"] = round(
-        float(previous.attrs.get("wall_time_s", 0)) + float(added.attrs["wall_time_s"]), 2
-    )
-    check_inclusion(
-        combined, gibbs_data(design, spec, knots_for(design, spec, sampler.seed)), priors
-    )
-    return combined
+MODEL = ModelDefinition(
+    "bkmr", BkmrSpec, ("gaussian", "bernoulli"), default_priors, fits, summarise, check_priors
+)

@@ -7,14 +7,44 @@ hierarchical b1 that varies by a group.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import pymc as pm
+from pydantic import Field, model_validator
 
+from bayesmetal import plots
 from bayesmetal import priors as prior_lib
-from bayesmetal.config import BwqsSpec
 from bayesmetal.design import Design
-from bayesmetal.families import add_covariates, add_likelihood, family_priors
+from bayesmetal.families import FAMILIES, add_covariates, add_likelihood, family_priors
+from bayesmetal.models.contract import Fit, Fitted, ModelDefinition, Summary, pymc_fit
+from bayesmetal.priors import Priors
+from bayesmetal.run_schema import ModelSpec
+from bayesmetal.summaries import bwqs as bwqs_summary
+
+
+class BwqsSpec(ModelSpec):
+    """Bayesian WQS: Dirichlet weights over quantile scores (Colicino et al. 2020)."""
+
+    name: Literal["bwqs"]
+    quantiles: int = Field(default=4, ge=2, le=10)
+    direction: Literal["positive", "negative", "free"] = "free"
+    two_index: bool = False
+    group: str | None = None  # hierarchical: b1 varies by this covariate
+
+    @model_validator(mode="after")
+    def _compatible(self) -> BwqsSpec:
+        if self.two_index and self.direction != "free":
+            raise ValueError("two_index fixes the directions itself; leave direction 'free'")
+        if self.two_index and self.group is not None:
+            raise ValueError("two_index and group (hierarchical) cannot be combined")
+        return self
+
+    def quantile_count(self) -> int:
+        return self.quantiles
+
+    def group_column(self) -> tuple[str, str] | None:
+        return ("model.group", self.group) if self.group else None
+
 
 DIRICHLET = {"distribution": "Dirichlet", "a": 1.0}
 HALF = {"distribution": "HalfNormal", "sigma": 2.5}
@@ -60,7 +90,7 @@ def _signed(priors, key: str, name: str, negative: bool, dims=()):
     return pm.Deterministic(name, -magnitude, dims=dims or None)
 
 
-def build_bwqs(design: Design, spec: BwqsSpec, priors: dict[str, dict[str, Any]]) -> pm.Model:
+def build_bwqs(design: Design, spec: BwqsSpec, priors: Priors) -> pm.Model:
     """Declare a BWQS model on the design's quantile scores."""
     m = len(design.exposures)
     coords = {"exposure": list(design.exposures), "obs": range(design.n)}
@@ -90,3 +120,20 @@ def build_bwqs(design: Design, spec: BwqsSpec, priors: dict[str, dict[str, Any]]
                 eta = eta + b1 * index
         add_likelihood(design.family, add_covariates(eta, design, priors), design.y, priors)
     return model
+
+
+def fits(design: Design, spec: BwqsSpec, priors: Priors, seed: int) -> list[Fit]:
+    """One fit."""
+    return [pymc_fit("bwqs", build_bwqs(design, spec, priors))]
+
+
+def summarise(fitted: Fitted, spec: BwqsSpec) -> Summary:
+    """Weights with their intervals, index effects, and the weights' bar chart."""
+    idata, prob = fitted.idatas["bwqs"], fitted.settings.ci_prob
+    weights = bwqs_summary.weights(idata, prob)
+    index_effects = bwqs_summary.index_effects(idata, fitted.design.family, prob)
+    figure = plots.weight_bars(weights, f"{fitted.design.outcome} (bwqs)")
+    return Summary({"weights": weights, "index_effects": index_effects}, {"weights": figure})
+
+
+MODEL = ModelDefinition("bwqs", BwqsSpec, FAMILIES, default_priors, fits, summarise)

@@ -1,19 +1,40 @@
-"""Bayesian GLM: y ~ family(intercept + exposure terms x beta + covariates x gamma)."""
+"""Bayesian GLM as a registered model: y ~ family(intercept + exposure terms x beta +
+covariates x gamma), one exposure at a time, all together, or in quantiles with a trend."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
+import pandas as pd
 import pymc as pm
+from pydantic import Field
 
+from bayesmetal import plots
 from bayesmetal import priors as prior_lib
 from bayesmetal.design import Design, Terms
-from bayesmetal.families import add_covariates, add_likelihood, family_priors
+from bayesmetal.errors import ConfigError
+from bayesmetal.families import FAMILIES, add_covariates, add_likelihood, family_priors
+from bayesmetal.models.contract import Fit, Fitted, ModelDefinition, Summary, fit_label, pymc_fit
+from bayesmetal.priors import Priors
+from bayesmetal.run_schema import ModelSpec
+from bayesmetal.summaries import glm as glm_summary
+
+
+class GlmSpec(ModelSpec):
+    """Bayesian GLM: one exposure at a time, all together, or in quantiles with a trend."""
+
+    name: Literal["glm"]
+    kind: Literal["single", "multi", "quantile"] = "multi"
+    quantiles: int = Field(default=4, ge=2, le=10)
+
+    def quantile_count(self) -> int:
+        return self.quantiles
+
 
 WEAK = {"distribution": "Normal", "mu": 0, "sigma": 2.5}
 
 
-def default_priors(family: str) -> dict[str, dict[str, Any]]:
+def default_priors(spec: GlmSpec | None, family: str) -> dict[str, dict[str, Any]]:
     """Weakly informative defaults; every one replaceable from the config's priors: block."""
     return {
         "intercept": {"distribution": "Normal", "mu": 0, "sigma": 10},
@@ -23,7 +44,7 @@ def default_priors(family: str) -> dict[str, dict[str, Any]]:
     }
 
 
-def build_glm(design: Design, terms: Terms, priors: dict[str, dict[str, Any]]) -> pm.Model:
+def build_glm(design: Design, terms: Terms, priors: Priors) -> pm.Model:
     """Declare the GLM for one set of exposure terms (single, multi, quantile or trend)."""
     coords = {"term": list(terms.names), "obs": range(design.n)}
     if design.X.shape[1]:
@@ -35,3 +56,41 @@ def build_glm(design: Design, terms: Terms, priors: dict[str, dict[str, Any]]) -
         eta = intercept + pm.math.dot(exposure, beta)
         add_likelihood(design.family, add_covariates(eta, design, priors), design.y, priors)
     return model
+
+
+def fits(design: Design, spec: GlmSpec, priors: Priors, seed: int) -> list[Fit]:
+    """One model (multi-metal) or one per exposure (single; quantile dummies and trend)."""
+    if spec.kind == "multi":
+        return [pymc_fit("multi", build_glm(design, design.multi_terms(), priors))]
+    declared = []
+    for exposure in design.exposures:
+        if spec.kind == "single":
+            terms = {"single": design.single_terms(exposure)}
+        else:
+            terms = {
+                "quantile": design.quantile_terms(exposure),
+                "trend": design.trend_terms(exposure),
+            }
+        for kind, term in terms.items():
+            declared.append(pymc_fit(fit_label(kind, exposure), build_glm(design, term, priors)))
+    labels = [fit.label for fit in declared]
+    if len(set(labels)) < len(labels):
+        raise ConfigError(
+            f"exposures {', '.join(design.exposures)} give clashing file names {labels}; "
+            "rename them to differ in letters or digits"
+        )
+    return declared
+
+
+def summarise(fitted: Fitted, spec: GlmSpec) -> Summary:
+    """Effects (or odds / rate ratios) of every fit, and their forest plot."""
+    family, prob = fitted.design.family, fitted.settings.ci_prob
+    effects = pd.concat(
+        [glm_summary.effects(fitted.idatas[f.label], family, prob, f.label) for f in fitted.fits],
+        ignore_index=True,
+    )
+    forest = plots.forest(effects, f"{fitted.design.outcome} (glm)")
+    return Summary({"effects": effects}, {"forest": forest})
+
+
+MODEL = ModelDefinition("glm", GlmSpec, FAMILIES, default_priors, fits, summarise)

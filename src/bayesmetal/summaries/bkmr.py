@@ -21,11 +21,29 @@ import pandas as pd
 from scipy.special import ndtr
 
 from bayesmetal.arviz_api import InferenceData
+from bayesmetal.bkmr.kernel import (
+    exact_factor,
+    gaussian_conditional,
+    kernel,
+    low_rank_basis,
+    predictive_w,
+    robust_cholesky,
+    woodbury_factor,
+)
+from bayesmetal.bkmr.posterior import (
+    BETA,
+    DELTA,
+    H_JITTER,
+    LAMBDA,
+    LAMBDA_RI,
+    SIGMA_SQ,
+    YSTAR,
+    H,
+    R,
+)
 from bayesmetal.design import Design
-from bayesmetal.models.bkmr import H_JITTER, covariates
 from bayesmetal.summaries.posterior import draws as flat_draws
 
-CHUNK = 8  # draws handled together: memory ~ CHUNK x n^2 x 8 bytes
 PERSON_CHUNK_BYTES = 2**27  # working array of the average over persons (128 MiB)
 
 
@@ -58,12 +76,12 @@ class HPosterior:
         """Variance, over sigma2, of what h at the data is observed through."""
         return H_JITTER if self.h_data is not None else 1.0
 
-    def target(self, idx: np.ndarray) -> np.ndarray:
-        """(B, n): what h at the data is observed through, for the draws idx."""
+    def target(self, s: int) -> np.ndarray:
+        """(n,): what h at the data is observed through, for draw s."""
         if self.h_data is not None:
-            return self.h_data[idx]
-        y = self.y[idx] if self.y.ndim == 2 else self.y[None]
-        return y - self.beta[idx] @ self.X.T
+            return self.h_data[s]
+        y = self.y[s] if self.y.ndim == 2 else self.y
+        return y - self.X @ self.beta[s]
 
 
 def h_posterior(
@@ -78,86 +96,45 @@ def h_posterior(
         return flat_draws(idata, name)[take].astype(float)
 
     probit = design.family == "bernoulli"
-    random_intercept = "lambda_ri" in posterior
+    random_intercept = LAMBDA_RI in posterior
     return HPosterior(
-        y=pick("ystar") if "ystar" in posterior else design.y,
-        X=covariates(design),
+        y=pick(YSTAR) if YSTAR in posterior else design.y,
+        X=design.X,
         z=design.z,
-        beta=pick("beta") if "beta" in posterior else np.zeros((len(take), 0)),
-        sigma_sq=np.ones(len(take)) if probit else pick("sigma_sq"),
-        lam=pick("lambda"),
-        r=pick("r"),
+        beta=pick(BETA) if BETA in posterior else np.zeros((len(take), 0)),
+        sigma_sq=np.ones(len(take)) if probit else pick(SIGMA_SQ),
+        lam=pick(LAMBDA),
+        r=pick(R),
         exposures=design.exposures,
         knots=knots,
         probit=probit,
-        lam_ri=pick("lambda_ri") if random_intercept else None,
+        lam_ri=pick(LAMBDA_RI) if random_intercept else None,
         onehot=(
             (design.group[:, None] == np.arange(len(design.group_levels))) * 1.0
             if random_intercept
             else None
         ),
-        h_data=pick("h") if "h" in posterior else None,
+        h_data=pick(H) if H in posterior else None,
     )
 
 
-def _batched_kernel(a: np.ndarray, b: np.ndarray, r: np.ndarray) -> np.ndarray:
-    """K for a batch of r's: (B, len(a), len(b))."""
-    sr = np.sqrt(r)[:, None, :]
-    aa, bb = a[None] * sr, b[None] * sr
-    sq = (aa**2).sum(-1)[:, :, None] + (bb**2).sum(-1)[:, None, :] - 2 * aa @ bb.transpose(0, 2, 1)
-    return np.exp(-np.maximum(sq, 0.0))
-
-
-def _conditional_exact(
-    post: HPosterior, z_new: np.ndarray, idx: np.ndarray
+def _conditional(
+    post: HPosterior, z_new: np.ndarray, s: int, same_group: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Mean (B, G) and covariance (B, G, G) of h(z_new) given the target t, exact kernel:
-    V = lam K + noise I (+ lam_ri Z Z'), mean lam K_gn V^-1 t, cov s2 (lam K_gg - lam^2 K_gn
-    V^-1 K_ng)."""
-    r, lam, s2 = post.r[idx], post.lam[idx][:, None, None], post.sigma_sq[idx][:, None, None]
-    k_nn = _batched_kernel(post.z, post.z, r)
-    v = lam * k_nn + post.noise * np.eye(len(post.z))[None]
-    if post.onehot is not None:  # h is predicted net of the random intercepts
-        v = v + post.lam_ri[idx][:, None, None] * (post.onehot @ post.onehot.T)[None]
-    chol = np.linalg.cholesky(v)
-    k_ng = _batched_kernel(post.z, z_new, r)  # (B, n, G)
-    rhs = np.concatenate([post.target(idx)[:, :, None], k_ng], axis=2)
-    solved = np.linalg.solve(chol, rhs)  # L^-1 [t, K_ng]
-    w, big_w = solved[:, :, :1], solved[:, :, 1:]
-    mean = (lam * big_w.transpose(0, 2, 1) @ w)[:, :, 0]
-    k_gg = _batched_kernel(z_new, z_new, r)
-    cov = s2 * (lam * k_gg - lam**2 * big_w.transpose(0, 2, 1) @ big_w)
-    return mean, cov
-
-
-def _conditional_knots(
-    post: HPosterior, z_new: np.ndarray, idx: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Predictive-process conditional: kernel K_ak K_kk^-1 K_kb; V = noise I + W W' with
-    W = [sqrt(lam) U_n (, sqrt(lam_ri) Z)], solved by Woodbury."""
-    r, knots = post.r[idx], post.knots
-    lam, s2 = post.lam[idx][:, None, None], post.sigma_sq[idx][:, None, None]
-    k_kk = _batched_kernel(knots, knots, r) + 1e-6 * np.eye(len(knots))[None]
-    l_kk = np.linalg.cholesky(k_kk)
-    u_n = np.linalg.solve(l_kk, _batched_kernel(knots, post.z, r)).transpose(0, 2, 1)  # (B,n,k)
-    u_g = np.linalg.solve(l_kk, _batched_kernel(knots, z_new, r)).transpose(0, 2, 1)  # (B,G,k)
-    w = np.sqrt(lam) * u_n
-    if post.onehot is not None:
-        z_ri = np.sqrt(post.lam_ri[idx])[:, None, None] * post.onehot[None]
-        w = np.concatenate([w, z_ri], axis=2)
-    inner = post.noise * np.eye(w.shape[2])[None] + w.transpose(0, 2, 1) @ w
-
-    def vinv(x: np.ndarray) -> np.ndarray:  # V^-1 x for x of shape (B, n, c)
-        return (x - w @ np.linalg.solve(inner, w.transpose(0, 2, 1) @ x)) / post.noise
-
-    vinv_t = vinv(post.target(idx)[:, :, None])
-    vinv_u = vinv(u_n)
-    mean = (lam * u_g @ (u_n.transpose(0, 2, 1) @ vinv_t))[:, :, 0]
-    ut_vinv_u = u_n.transpose(0, 2, 1) @ vinv_u
-    cov = s2 * (
-        lam * u_g @ u_g.transpose(0, 2, 1) - lam**2 * u_g @ ut_vinv_u @ u_g.transpose(0, 2, 1)
-    )
-    return mean, cov
+    """Mean (G,) and covariance (G, G) of h(z_new) under draw s given its target t, V = noise I
+    + lam K (+ lam_ri Z Z'): h is predicted net of the random intercepts. With knots, the
+    conditional of the predictive process's coefficients, mapped to the points."""
+    r, lam, s2 = post.r[s], post.lam[s], post.sigma_sq[s]
+    lam_ri = 0.0 if post.lam_ri is None else post.lam_ri[s]
+    if post.knots is None:
+        factor = exact_factor(post.z, r, lam, same_group, lam_ri, post.noise)
+        cross, prior = kernel(post.z, z_new, r), kernel(z_new, z_new, r)
+        return gaussian_conditional(factor, cross, prior, post.target(s), lam, s2)
+    basis = low_rank_basis(np.vstack([post.z, z_new]), post.knots, r)
+    u_n, u_g = basis[: len(post.z)], basis[len(post.z) :]
+    factor = woodbury_factor(predictive_w(u_n, lam, post.onehot, lam_ri), post.noise)
+    mean, cov = gaussian_conditional(factor, u_n, np.eye(u_n.shape[1]), post.target(s), lam, s2)
+    return u_g @ mean, u_g @ cov @ u_g.T
 
 
 @dataclass(frozen=True)
@@ -180,16 +157,15 @@ def sample_h_new(post: HPosterior, z_new: np.ndarray, seed: int) -> HSamples:
     rng = np.random.default_rng(seed)
     shape = (len(post.lam), len(z_new))
     mean, var, draw = np.empty(shape), np.empty(shape), np.empty(shape)
-    conditional = _conditional_exact if post.knots is None else _conditional_knots
-    for start in range(0, len(post.lam), CHUNK):  # chunks bound memory; each is vectorised
-        idx = np.arange(start, min(start + CHUNK, len(post.lam)))
-        mean[idx], cov = conditional(post, z_new, idx)
-        cov = 0.5 * (cov + cov.transpose(0, 2, 1))
-        var[idx] = np.maximum(np.diagonal(cov, axis1=1, axis2=2), 0.0)
+    same_group = None if post.onehot is None else post.onehot @ post.onehot.T
+    for s in range(len(post.lam)):
+        mean[s], cov = _conditional(post, z_new, s, same_group)
+        cov = 0.5 * (cov + cov.T)
+        var[s] = np.maximum(np.diag(cov), 0.0)
         # jitter relative to h's prior variance s2 lam, the scale of the rounding errors
-        jitter = 1e-9 * post.sigma_sq[idx] * post.lam[idx]
-        chol = np.linalg.cholesky(cov + jitter[:, None, None] * np.eye(len(z_new))[None])
-        draw[idx] = mean[idx] + (chol @ rng.standard_normal((len(idx), len(z_new), 1)))[:, :, 0]
+        scale = post.sigma_sq[s] * post.lam[s]
+        chol = robust_cholesky(cov, jitter=1e-9, max_jitter=1e-9, scale=scale)
+        draw[s] = mean[s] + chol @ rng.standard_normal(len(z_new))
     return HSamples(mean, draw, var)
 
 
@@ -420,8 +396,8 @@ def pips(idata: InferenceData, groups: dict[str, list[str]] | None = None) -> pd
     With hierarchical groups also the group PIP (some member in) and the conditional PIP
     (this member, given its group is in), as R's CalcGroupPIPs / CalcWithinGroupPIPs.
     """
-    delta = flat_draws(idata, "delta")
-    names = list(idata.posterior["delta"].coords["exposure"].to_numpy())
+    delta = flat_draws(idata, DELTA)
+    names = list(idata.posterior[DELTA].coords["exposure"].to_numpy())
     table = pd.DataFrame({"variable": names, "pip": delta.mean(0)})
     if groups:
         group_of = {e: g for g, members in groups.items() for e in members}

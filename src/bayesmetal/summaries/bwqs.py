@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from bayesmetal.arviz_api import InferenceData
+from bayesmetal.families import effect_scale
 from bayesmetal.summaries.posterior import draws, interval, prob_direction
 
 
@@ -36,7 +37,13 @@ def weights(idata: InferenceData, ci_prob: float) -> pd.DataFrame:
 
 
 def index_effects(idata: InferenceData, family: str, ci_prob: float) -> pd.DataFrame:
-    """b1 (per group when hierarchical; b1_pos and b1_neg for two indices)."""
+    """b1 (per group when hierarchical; b1_pos and b1_neg for two indices).
+
+    Where the family reports exp(b1) (`families.effect_scale`) the table adds it as the
+    posterior median and interval: odds_ratio, or_lower, or_upper for bernoulli; rate_ratio,
+    rr_lower, rr_upper for poisson and negative_binomial.
+    """
+    scale = effect_scale(family)
     rows = []
     for var in ("b1", "b1_pos", "b1_neg"):
         if var not in idata.posterior:
@@ -56,11 +63,11 @@ def index_effects(idata: InferenceData, family: str, ci_prob: float) -> pd.DataF
                 "upper": high[j],
                 "prob_direction": pd_[j],
             }
-            if family == "bernoulli":
+            if scale.ratio:
                 row |= {
-                    "odds_ratio": float(np.exp(np.median(samples[:, j]))),
-                    "or_lower": float(np.exp(low[j])),
-                    "or_upper": float(np.exp(high[j])),
+                    scale.column: float(scale.transform(np.median(samples[:, j]))),
+                    f"{scale.short}_lower": float(scale.transform(low[j])),
+                    f"{scale.short}_upper": float(scale.transform(high[j])),
                 }
             rows.append(row)
     table = pd.DataFrame(rows)
