@@ -74,36 +74,49 @@ def load_mapping(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     return deep_merge(merged, content)
 
 
-def _field_names(model: type[BaseModel], seen: set[type] | None = None) -> set[str]:
-    """Every key any section of the schema accepts, for did-you-mean hints."""
-    seen = seen if seen is not None else set()
+def _key_sections(
+    model: type[BaseModel], section: str = "", seen: frozenset[type] = frozenset()
+) -> dict[str, set[str]]:
+    """Every key the schema accepts, with the sections that accept it ('' is the top level;
+    a model's own section is named 'model (<name>)'), for did-you-mean and where-it-goes hints."""
     if model in seen:
-        return set()
-    seen.add(model)
-    names: set[str] = set()
+        return {}
+    found: dict[str, set[str]] = {}
     for name, info in model.model_fields.items():
-        names.add(info.alias or name)
-        names |= _nested_names(info.annotation, seen)
-    return names
+        found.setdefault(info.alias or name, set()).add(section)
+        for nested in _models_in(info.annotation):
+            tag = nested.model_fields.get("name")
+            label = name if tag is None or tag.annotation is str else f"{name} ({_literal(tag)})"
+            child = f"{section}.{label}" if section else label
+            for key, where in _key_sections(nested, child, seen | {model}).items():
+                found.setdefault(key, set()).update(where)
+    return found
 
 
-def _nested_names(annotation: Any, seen: set[type]) -> set[str]:
-    names: set[str] = set()
+def _literal(field: Any) -> str:
+    """The value of a Literal["x"] field (a model spec's name)."""
+    return str(field.annotation.__args__[0])
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The pydantic models an annotation holds (through unions, Annotated, dict and list)."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return _field_names(annotation, seen)
+        return [annotation]
+    found = []
     for arg in getattr(annotation, "__args__", ()) or ():
-        names |= _nested_names(arg, seen)
+        found += _models_in(arg)
     origin = getattr(annotation, "__origin__", None)  # Annotated[X, ...] keeps X here
     if origin is not None:
-        names |= _nested_names(origin, seen)
-    return names
+        found += _models_in(origin)
+    return found
 
 
 def format_validation_error(
     exc: ValidationError, source: str, schema: type[BaseModel]
 ) -> ConfigError:
     """Turn pydantic's errors into one message naming the file, each key and a hint."""
-    vocabulary = sorted(_field_names(schema))
+    sections = _key_sections(schema)
+    vocabulary = sorted(sections)
     lines = [f"{source}: invalid configuration"]
     for err in exc.errors():
         loc = ".".join(str(part) for part in err["loc"])
@@ -112,7 +125,8 @@ def format_validation_error(
             key = str(err["loc"][-1])
             close = difflib.get_close_matches(key, vocabulary, n=1)
             if close and close[0] == key:  # a real key, of another section or model
-                msg = f"key {key!r} is not valid here (it belongs to another section or model)"
+                where = ", ".join(sorted(s or "the top level" for s in sections[key])[:4])
+                msg = f"key {key!r} is not valid here; it is a key of: {where}"
             else:
                 msg = f"unknown key {key!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
         lines.append(f"  - {loc}: {msg}")
@@ -129,6 +143,9 @@ def parse_config(mapping: dict[str, Any], source: str) -> RunConfig:
             defaults = registry.default_priors(config.model, outcome_family(config))
             resolved = prior_lib.resolve(defaults, config.priors, config.model.name)
             prior_lib.check_values(resolved, prior_lib.from_mappings(defaults))
+            model = registry.definition(config.model)
+            if model.check_priors is not None:
+                model.check_priors(config.model, resolved)
     except ValidationError as exc:
         raise format_validation_error(exc, source, schema) from None
     except ConfigError as exc:  # priors become Prior objects and are checked as they load

@@ -138,13 +138,13 @@ def check_values(priors: Mapping[str, Prior], defaults: Mapping[str, Prior]) -> 
 
     Parameters outside their range (a negative sd, Uniform with lower > upper) give a log-density
     that is not finite at PyMC's initial point, which NUTS would report only at sampling. A
-    prior replacing a positive default (a scale such as sigma) must be positive too: Normal for
-    sigma would propose negative scales. One throwaway model; draws only for replaced priors.
+    prior replacing a positive default (a scale such as sigma: PyMC samples it on the log
+    scale) must be positive too: Normal for sigma would propose negative scales. One throwaway
+    model; 200 draws of each replaced prior.
     """
     replaced = [k for k in priors if to_mapping(priors[k]) != to_mapping(defaults[k])]
     with pm.Model() as model:
         made = _declare(priors)
-        reference = _declare({k: defaults[k] for k in replaced}, "default_")
     try:
         logps = model.point_logps()
     except Exception as exc:  # PyMC's parameter checks raise several types
@@ -159,16 +159,20 @@ def check_values(priors: Mapping[str, Prior], defaults: Mapping[str, Prior]) -> 
                 f"parameters outside their range (log-density of {name} at its initial value "
                 f"is {value}); scales, shapes and rates must be positive, lower < upper"
             )
-    if replaced:
-        draws = pm.draw(
-            [made[k] for k in replaced] + [reference[k] for k in replaced], draws=200, random_seed=1
-        )
-        for key, user, default in zip(
-            replaced, draws[: len(replaced)], draws[len(replaced) :], strict=True
-        ):
-            if np.all(default > 0) and not np.all(user > 0):
-                raise ConfigError(
-                    f"priors.{key} = {to_mapping(priors[key])}: {key} must be positive (its "
-                    f"default is {defaults[key].distribution}), but this prior puts mass at or "
-                    "below 0; use a positive distribution such as HalfNormal, Gamma or LogNormal"
-                )
+    positive = [k for k in replaced if _positive(defaults[k])]
+    for key in positive:
+        if not np.all(pm.draw(made[key], draws=200, random_seed=1) > 0):
+            raise ConfigError(
+                f"priors.{key} = {to_mapping(priors[key])}: {key} must be positive (its "
+                f"default is {defaults[key].distribution}), but this prior puts mass at or "
+                "below 0; use a positive distribution such as HalfNormal, Gamma or LogNormal"
+            )
+
+
+def _positive(prior: Prior) -> bool:
+    """Whether PyMC samples the prior on the log scale (its support is the positive reals)."""
+    with pm.Model() as model:
+        variable = _declare({"x": prior})["x"]
+    return isinstance(
+        model.rvs_to_transforms.get(variable), pm.distributions.transforms.LogTransform
+    )
