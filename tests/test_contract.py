@@ -48,6 +48,8 @@ def test_every_shipped_config_loads_with_prior_objects(name):
             r"priors\.beta.*nonsense",
         ),
         ({"mu": 0, "sigma": 1}, r"priors\.beta: give a mapping with 'distribution'"),
+        ({"distribution": "Normal", "sigma": 1, "dims": "x"}, r"priors\.beta\.dims"),
+        ({"distribution": "HalfNormal", "sigma": 1, "centered": False}, r"non-centered"),
     ],
 )
 def test_a_wrong_prior_is_a_named_error_at_load_before_any_data(tmp_path, prior, message):

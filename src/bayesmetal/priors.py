@@ -31,6 +31,11 @@ def from_mapping(spec: Any, key: str) -> Prior:
             f"priors.{key}: give a mapping with 'distribution' and its parameters, "
             f"e.g. {{distribution: Normal, mu: 0, sigma: 1}}; got {spec!r}"
         )
+    if "dims" in spec:
+        raise ConfigError(
+            f"priors.{key}.dims: a prior's dims are the model's (one per exposure, "
+            "covariate, ...); leave them out"
+        )
     params = {}
     for name, value in spec.items():
         if name == "distribution" or name in OPTIONS:
