@@ -39,13 +39,18 @@ def standardise(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series, pd.Series
 
 
 def quantile_edges(values: pd.Series, q: int) -> np.ndarray:
-    """Inner cut points at the 1/q .. (q-1)/q sample quantiles, ties collapsed."""
-    probs = np.arange(1, q) / q
-    return np.unique(np.quantile(values.to_numpy(dtype=float), probs))
+    """Inner cut points at the 1/q .. (q-1)/q sample quantiles, as R's qgcomp `quantize` and
+    gWQS `gwqs_rank` take them: the unique breaks from the minimum to the maximum (type 7
+    quantiles, numpy's default), less the two ends. A cut point equal to the minimum (more than
+    1/q of values at LOD/sqrt(2)) therefore goes, and the LOD block shares score 0 with the
+    rest of its quantile group, as in R."""
+    probs = np.arange(q + 1) / q
+    return np.unique(np.quantile(values.to_numpy(dtype=float), probs))[1:-1]
 
 
 def quantile_scores(values: pd.Series, q: int = 4) -> tuple[pd.Series, np.ndarray]:
-    """Scores 0..q-1 by intervals (a, b] between sample quantiles, as gWQS scores them.
+    """Scores 0..q-1 by intervals (a, b] between sample quantiles, as qgcomp and gWQS score
+    them (R's `cut(x, breaks, include.lowest = TRUE) - 1`).
 
     Ties at a cut point (many values at LOD/sqrt(2)) collapse it, so a heavily censored
     exposure can have fewer than q distinct scores; the returned edges show that.
