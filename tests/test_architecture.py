@@ -36,7 +36,7 @@ LAYERS = {
     "inference": ["sampling", "bkmr.sampler", "bkmr.inclusion", "bkmr.engine", "engines"],
     "results": ["diagnostics", "summaries.posterior", "summaries.glm", "summaries.bwqs"]
     + ["summaries.bkmr", "summaries.describe"],
-    "models": ["models.glm", "models.bwqs", "models.bkmr", "models.registry"],
+    "models": ["models.glm", "models.bwqs", "models.bkmr", "models.qgcomp", "models.registry"],
     "loading": ["config", "stages"],
     "output": ["runs"],
     "orchestration": ["workflow", "benchmark", "bkmr.simulate", "bkmr.bench"]

@@ -11,12 +11,12 @@ from typing import Annotated, Any, Union
 from pydantic import Field, create_model
 
 from bayesmetal.errors import ConfigError
-from bayesmetal.models import bkmr, bwqs, glm
+from bayesmetal.models import bkmr, bwqs, glm, qgcomp
 from bayesmetal.models.contract import ModelDefinition
 from bayesmetal.run_schema import ModelSpec, RunConfig
 
 MODELS: dict[str, ModelDefinition] = {
-    module.MODEL.name: module.MODEL for module in (glm, bwqs, bkmr)
+    module.MODEL.name: module.MODEL for module in (glm, bwqs, bkmr, qgcomp)
 }
 
 
