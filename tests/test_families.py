@@ -31,6 +31,8 @@ from bayesmetal.summaries import bwqs as bwqs_summary
 from bayesmetal.summaries import glm as glm_summary
 from bayesmetal.summaries.posterior import draws
 
+from .toydata import predictors
+
 FAST = SamplerSpec(chains=2, tune=500, draws=500, seed=17, progressbar=False)
 Z = 3.5  # recovery tolerance in posterior SDs (see the module docstring)
 COUNT_FAMILIES = ("poisson", "negative_binomial")
@@ -54,14 +56,7 @@ def count_frame(n: int, family: str, seed: int) -> tuple[pd.DataFrame, dict[str,
     """Two log-normal exposures, a numeric and a categorical covariate, a count outcome y with
     log E[y] = 0.3 + 0.35 log e1 - 0.5 log e2 + 0.01 (age - 50) + 0.3 female (mean about 1.3)."""
     rng = np.random.default_rng(seed)
-    frame = pd.DataFrame(
-        {
-            "e1": np.exp(rng.normal(0, 1, n)),
-            "e2": np.exp(rng.normal(1, 0.5, n)),
-            "age": rng.uniform(20, 80, n),
-            "sex": pd.Categorical(rng.choice(["male", "female"], n), ["male", "female"]),
-        }
-    )
+    frame = predictors(rng, n)
     truth = {"e1": 0.35, "e2": -0.5, "age": 0.01, "sex[female]": 0.3}
     eta = 0.3 + truth["e1"] * np.log(frame.e1) + truth["e2"] * np.log(frame.e2)
     eta = eta + truth["age"] * (frame.age - 50) + truth["sex[female]"] * (frame.sex == "female")

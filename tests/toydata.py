@@ -8,10 +8,9 @@ import pandas as pd
 from bayesmetal.design import Design, make_design
 
 
-def glm_frame(n: int, family: str, seed: int) -> tuple[pd.DataFrame, dict[str, float]]:
-    """Two log-normal exposures, a numeric and a categorical covariate, known coefficients."""
-    rng = np.random.default_rng(seed)
-    frame = pd.DataFrame(
+def predictors(rng: np.random.Generator, n: int) -> pd.DataFrame:
+    """Two log-normal exposures (e1, e2), a numeric (age) and a categorical covariate (sex)."""
+    return pd.DataFrame(
         {
             "e1": np.exp(rng.normal(0, 1, n)),
             "e2": np.exp(rng.normal(1, 0.5, n)),
@@ -19,6 +18,12 @@ def glm_frame(n: int, family: str, seed: int) -> tuple[pd.DataFrame, dict[str, f
             "sex": pd.Categorical(rng.choice(["male", "female"], n), ["male", "female"]),
         }
     )
+
+
+def glm_frame(n: int, family: str, seed: int) -> tuple[pd.DataFrame, dict[str, float]]:
+    """`predictors` and an outcome with known coefficients."""
+    rng = np.random.default_rng(seed)
+    frame = predictors(rng, n)
     truth = {"e1": 0.4, "e2": -0.6}
     eta = 0.2 + truth["e1"] * np.log(frame.e1) + truth["e2"] * np.log(frame.e2)
     eta = eta + 0.01 * (frame.age - 50) + 0.3 * (frame.sex == "female")
