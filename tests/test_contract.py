@@ -4,6 +4,7 @@ the registry dispatches, engines return the fit's posterior contract or are refu
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from pymc_extras.prior import Prior
@@ -91,6 +92,7 @@ def test_a_family_the_model_does_not_take_is_refused_at_load(tmp_path):
             "fixed prior parameters",
         ),
         ({"r": {"distribution": "HalfNormal", "sigma": 1e9}}, "outside"),
+        ({"beta": {"distribution": "Normal", "mu": [0, 1], "sigma": 1}}, "one value per parameter"),
     ],
 )
 def test_bkmr_gibbs_refuses_at_load_what_it_cannot_honour(tmp_path, prior, message):
@@ -104,14 +106,19 @@ def test_bkmr_gibbs_refuses_at_load_what_it_cannot_honour(tmp_path, prior, messa
 
 def test_gibbs_reads_conjugate_parameters_whatever_the_parametrisation():
     """`beta: {distribution: Normal, sigma: 5}` without mu used to crash the sampler."""
-    assert bkmr_priors.params({"distribution": "Normal", "sigma": 5}) == {"mu": 0.0, "sigma": 5.0}
-    assert bkmr_priors.params({"distribution": "Normal", "mu": 1, "tau": 4}) == {
+    assert bkmr_priors.params({"distribution": "Normal", "sigma": 5}, "beta") == {
+        "mu": 0.0,
+        "sigma": 5.0,
+    }
+    assert bkmr_priors.params({"distribution": "Normal", "mu": 1, "tau": 4}, "beta") == {
         "mu": 1,
         "sigma": 0.5,
     }
-    inverse_gamma = bkmr_priors.params({"distribution": "InverseGamma", "mu": 1, "sigma": 0.5})
+    inverse_gamma = bkmr_priors.params(
+        {"distribution": "InverseGamma", "mu": 1, "sigma": 0.5}, "sigma_sq"
+    )
     assert inverse_gamma == pytest.approx({"alpha": 6.0, "beta": 5.0})  # mean b/(a-1) = 1
-    beta = bkmr_priors.params({"distribution": "Beta", "mu": 0.3, "sigma": 0.1})
+    beta = bkmr_priors.params({"distribution": "Beta", "mu": 0.3, "sigma": 0.1}, "pi")
     assert beta == pytest.approx({"alpha": 6.0, "beta": 14.0})
 
 
@@ -177,3 +184,53 @@ def test_fit_design_samples_a_registered_model_without_a_config():
     sampler = SamplerSpec(chains=1, tune=50, draws=50, seed=1, progressbar=False)
     fits, idatas = workflow.fit_design(design, GlmSpec(name="glm"), sampler)
     assert [f.label for f in fits] == ["multi"] and idatas["multi"].posterior.sizes["draw"] == 50
+
+
+def test_a_conjugate_sigma_sq_in_any_parametrisation_loads(tmp_path):
+    """Replacing R's InverseGamma(0.001, 0.001) crashed the load: the check drew from it."""
+    config = base_config("missing.csv") | {
+        "priors": {"sigma_sq": {"distribution": "InverseGamma", "mu": 1, "sigma": 1}}
+    }
+    config["model"] = {"name": "bkmr"}
+    assert load_config(write(tmp_path, config)).priors["sigma_sq"].distribution == "InverseGamma"
+
+
+def test_bkmr_gibbs_with_selection_and_no_covariates_runs():
+    """The inclusion check reshaped a (chain, draw, 0) beta and crashed every such run."""
+    from bayesmetal.bkmr.simulate import sim_bkmr
+    from bayesmetal.models.bkmr import BkmrSpec
+
+    bare, _ = sim_bkmr(60, m=5, n_covariates=0, seed=2)
+    sampler = SamplerSpec(chains=2, tune=30, draws=20, seed=1, progressbar=False)
+    fits, idatas = workflow.fit_design(bare, BkmrSpec(name="bkmr"), sampler)
+    assert "beta" not in fits[0].posterior and "delta" in idatas["bkmr"].posterior
+    check_posterior(idatas["bkmr"], fits[0])
+
+
+@pytest.mark.parametrize("family", ["poisson", "negative_binomial"])
+def test_prior_predictive_of_count_families_is_finite(monkeypatch, tmp_path, family):
+    frame, _ = glm_frame(1000, "gaussian", seed=6)
+    frame["y"] = np.random.default_rng(6).poisson(1.0, len(frame))
+    frame.to_csv(tmp_path / "cohort.csv", index=False)
+    planned = workflow.plan(load_config(write(tmp_path, base_config(family=family))))
+    table = workflow.prior_predictive(planned)
+    assert np.isfinite(table["prior_pred_p95"]).all()
+
+
+def test_bkmr_prior_predictive_is_reported_not_empty(tmp_path):
+    """The Gibbs engine's fit is declared on a subset for the check; R's vague sigma_sq prior
+    cannot be simulated, which the table says rather than crash."""
+    from bayesmetal.bkmr.simulate import sim_bkmr
+
+    design, _ = sim_bkmr(400, m=5, n_covariates=0, seed=3)
+    frame = pd.DataFrame(design.concentrations, columns=list(design.exposures))
+    frame["y"] = design.y
+    frame.to_csv(tmp_path / "cohort.csv", index=False)
+    config = base_config() | {"model": {"name": "bkmr", "knots": 20}}
+    config["table"] |= {"exposures": list(design.exposures), "covariates": []}
+    planned = workflow.plan(load_config(write(tmp_path, config)))
+    assert "not simulable" in workflow.prior_predictive(planned, draws=20)["note"].iloc[0]
+    config["priors"] = {"sigma_sq": {"distribution": "InverseGamma", "alpha": 2, "beta": 1}}
+    planned = workflow.plan(load_config(write(tmp_path, config)))
+    table = workflow.prior_predictive(planned, draws=20)
+    assert np.isfinite(table[["prior_pred_p05", "prior_pred_p95"]].to_numpy()).all()

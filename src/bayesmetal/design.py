@@ -8,7 +8,7 @@ results can be mapped back.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -56,6 +56,15 @@ class Design:
     @property
     def n(self) -> int:
         return len(self.y)
+
+    def rows(self, index: np.ndarray) -> Design:
+        """The same design for a subset of persons (exposure and covariate scaling unchanged)."""
+        per_person = ("y", "concentrations", "log_exposures", "z", "quantiles", "X", "ids")
+        sliced = {name: getattr(self, name)[index] for name in per_person}
+        for name in ("group", "weights"):
+            value = getattr(self, name)
+            sliced[name] = None if value is None else value[index]
+        return replace(self, **sliced)
 
     def multi_terms(self) -> Terms:
         """All exposures together, per unit of log concentration (centred: the slope is the

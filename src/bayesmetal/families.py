@@ -26,6 +26,14 @@ SCALE_PRIOR = {"sigma": {"distribution": "HalfNormal", "sigma": 2.5}}
 DISPERSION_PRIOR = {"alpha": {"distribution": "InverseGamma", "alpha": 0.5, "beta": 0.5}}
 
 
+def intercept_prior(family: str) -> dict[str, Any]:
+    """The intercept's default: Normal(0, 10) on the outcome's scale (gaussian) or the logit
+    scale; Normal(0, 2.5) on the log scale of the count families, where sd 10 put mean counts
+    of e^30 in the prior and overflowed its predictive draws."""
+    sigma = 2.5 if family in ("poisson", "negative_binomial") else 10
+    return {"distribution": "Normal", "mu": 0, "sigma": sigma}
+
+
 def family_priors(family: str) -> dict[str, dict[str, Any]]:
     """Priors the family itself needs: the residual SD for gaussian, the dispersion alpha for
     negative_binomial, none for bernoulli and poisson."""

@@ -103,5 +103,5 @@ def inclusion_check(
     """Conditional PIPs of the exposures whose indicator never flipped (draws (chain, draw,
     ...)); exposures that flipped need no check."""
     stuck = np.flatnonzero(never_flipped(draws["delta"]))
-    flat = {k: v.reshape(-1, *v.shape[2:]) for k, v in draws.items()}
+    flat = {k: v.reshape(v.shape[0] * v.shape[1], *v.shape[2:]) for k, v in draws.items()}
     return {int(j): conditional_pip(data, priors, flat, int(j)) for j in stuck}

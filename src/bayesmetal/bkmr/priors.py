@@ -34,6 +34,11 @@ def dist(spec: Any, key: str):
     prior = from_mapping(spec, key)
     if any(hasattr(v, "distribution") for v in prior.parameters.values()):
         raise ConfigError(f"priors.{key}: the BKMR Gibbs sampler takes fixed prior parameters")
+    if any(np.ndim(v) for v in prior.parameters.values()):
+        raise ConfigError(
+            f"priors.{key}: the BKMR Gibbs sampler takes one value per parameter (the same "
+            "prior for every coefficient or exposure); use model.engine.sampler: pymc for others"
+        )
     if prior.transform is not None or not prior.centered:
         raise ConfigError(
             f"priors.{key}: the BKMR Gibbs sampler takes a plain distribution (no 'transform' "
@@ -87,7 +92,7 @@ def check_support(priors: dict[str, dict[str, Any]], log_bound: float, limit: fl
             raise ConfigError(
                 f"priors.{key}: {mass:.1e} of its mass lies outside [e^-{log_bound:g}, "
                 f"e^{log_bound:g}], the range the BKMR Gibbs sampler covers; narrow the prior "
-                "or use model.engine.sampler: pymc"
+                "or use model.engine.sampler: pymc (which needs knots: null)"
             )
 
 
@@ -113,7 +118,7 @@ def check_conjugate(priors: dict[str, Any], probit: bool = False) -> None:
             )
 
 
-def params(spec: Any, key: str = "prior") -> dict[str, float]:
+def params(spec: Any, key: str) -> dict[str, float]:
     """The conjugate parameters of a Normal, InverseGamma or Beta prior, by PyMC's names
     (mu, sigma / alpha, beta), read from its random variable: parameters the config left out
     take PyMC's defaults (Normal's mu = 0)."""

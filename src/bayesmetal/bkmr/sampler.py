@@ -156,7 +156,9 @@ class ChainState:
     def __init__(self, data: BkmrData, priors: dict[str, Any]) -> None:
         self.data = data
         self.m = data.z.shape[1]
-        self.sigma_prior = None if data.probit else bkmr_priors.params(priors["sigma_sq"])
+        self.sigma_prior = (
+            None if data.probit else bkmr_priors.params(priors["sigma_sq"], "sigma_sq")
+        )
         self.covariance = Covariance(data)
         self.onehot = self.covariance.onehot
         # probit: y* starts at +-0.5 by outcome; sigma2 is fixed at 1 (identifiability)
@@ -478,9 +480,9 @@ def run_chain(
     functions = PriorFunctions.compile(priors, has_ri)
     state = ChainState(data, priors)
     state.start(functions, chain, max(chains, chain + 1), rng)
-    b_prior = bkmr_priors.params(priors["beta"])
-    s_prior = None if data.probit else bkmr_priors.params(priors["sigma_sq"])
-    p_prior = bkmr_priors.params(priors["pi"])
+    b_prior = bkmr_priors.params(priors["beta"], "beta")
+    s_prior = None if data.probit else bkmr_priors.params(priors["sigma_sq"], "sigma_sq")
+    p_prior = bkmr_priors.params(priors["pi"], "pi")
     n, p = data.X.shape
     m = state.m
     block_scale = 2.38

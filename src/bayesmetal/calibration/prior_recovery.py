@@ -112,7 +112,7 @@ def prior_checks(
 ) -> pd.DataFrame:
     """Checks of delta, r, pi (and, with `all_parameters`, lambda, lambda_ri, beta, sigma2)
     against their priors; `z` is (estimate - prior value) / MCSE."""
-    pi_prior = bkmr_priors.params(priors["pi"])
+    pi_prior = bkmr_priors.params(priors["pi"], "pi")
     pi_mean = pi_prior["alpha"] / (pi_prior["alpha"] + pi_prior["beta"])
     pips = inclusion_probabilities(data, pi_mean)
     quantile_r = bkmr_priors.quantile_function(priors["r"], "r")
@@ -151,7 +151,7 @@ def _other_parameter_rows(
             _stack(chains, "lambda_ri"),
             bkmr_priors.quantile_function(priors["lambda_ri"], "lambda_ri"),
         )
-    beta_prior = bkmr_priors.params(priors["beta"])
+    beta_prior = bkmr_priors.params(priors["beta"], "beta")
     beta = _stack(chains, "beta")
     for k in range(beta.shape[-1]):
         rows.append(_row(f"P(beta[{k}] < prior mean)", 0.5, beta[..., k] < beta_prior["mu"]))

@@ -15,7 +15,13 @@ from pydantic import Field, model_validator
 from bayesmetal import plots
 from bayesmetal import priors as prior_lib
 from bayesmetal.design import Design
-from bayesmetal.families import FAMILIES, add_covariates, add_likelihood, family_priors
+from bayesmetal.families import (
+    FAMILIES,
+    add_covariates,
+    add_likelihood,
+    family_priors,
+    intercept_prior,
+)
 from bayesmetal.models.contract import Fit, Fitted, ModelDefinition, Summary, pymc_fit
 from bayesmetal.priors import Priors
 from bayesmetal.run_schema import ModelSpec
@@ -53,7 +59,7 @@ HALF = {"distribution": "HalfNormal", "sigma": 2.5}
 def default_priors(spec: BwqsSpec, family: str) -> dict[str, dict[str, Any]]:
     """Defaults by variant; 'b1' is the magnitude prior when the direction is fixed."""
     priors: dict[str, dict[str, Any]] = {
-        "intercept": {"distribution": "Normal", "mu": 0, "sigma": 10},
+        "intercept": intercept_prior(family),
         "gamma": {"distribution": "Normal", "mu": 0, "sigma": 2.5},
     }
     if spec.two_index:

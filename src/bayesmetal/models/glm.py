@@ -13,7 +13,13 @@ from bayesmetal import plots
 from bayesmetal import priors as prior_lib
 from bayesmetal.design import Design, Terms
 from bayesmetal.errors import ConfigError
-from bayesmetal.families import FAMILIES, add_covariates, add_likelihood, family_priors
+from bayesmetal.families import (
+    FAMILIES,
+    add_covariates,
+    add_likelihood,
+    family_priors,
+    intercept_prior,
+)
 from bayesmetal.models.contract import Fit, Fitted, ModelDefinition, Summary, fit_label, pymc_fit
 from bayesmetal.priors import Priors
 from bayesmetal.run_schema import ModelSpec
@@ -37,7 +43,7 @@ WEAK = {"distribution": "Normal", "mu": 0, "sigma": 2.5}
 def default_priors(spec: GlmSpec | None, family: str) -> dict[str, dict[str, Any]]:
     """Weakly informative defaults; every one replaceable from the config's priors: block."""
     return {
-        "intercept": {"distribution": "Normal", "mu": 0, "sigma": 10},
+        "intercept": intercept_prior(family),
         "beta": dict(WEAK),
         "gamma": dict(WEAK),
         **family_priors(family),

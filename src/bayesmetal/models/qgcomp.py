@@ -67,6 +67,7 @@ from bayesmetal.families import (
     add_likelihood,
     effect_scale,
     family_priors,
+    intercept_prior,
 )
 from bayesmetal.models.contract import Fit, Fitted, ModelDefinition, Summary, pymc_fit
 from bayesmetal.priors import Priors
@@ -109,7 +110,7 @@ WEAK = {"distribution": "Normal", "mu": 0, "sigma": 2.5}
 def default_priors(spec: QgcompSpec, family: str) -> dict[str, dict[str, Any]]:
     """Weakly informative defaults, as the GLM's; `beta2` (squared scores) with degree 2."""
     priors: dict[str, dict[str, Any]] = {
-        "intercept": {"distribution": "Normal", "mu": 0, "sigma": 10},
+        "intercept": intercept_prior(family),
         "beta": dict(WEAK),
     }
     if spec is not None and spec.degree == 2:
