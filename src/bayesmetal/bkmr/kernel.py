@@ -79,12 +79,19 @@ def exact_factor(
     return Factor(lambda x: linalg.cho_solve(chol, x, check_finite=False), logdet)
 
 
-def low_rank_basis(z: np.ndarray, knots: np.ndarray, r: np.ndarray) -> np.ndarray:
-    """U with K ~ U U' = K_nk K_kk^-1 K_kn (the predictive-process kernel). U's rows are
-    per point: the basis at [z; z_new] stacks the bases at z and at z_new."""
+def knot_cholesky(knots: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """Lower Cholesky factor L_kk of the knots' kernel (jittered: singular when r_m = 0)."""
     k_kk = kernel(knots, knots, r)
     k_kk[np.diag_indices_from(k_kk)] += KNOTS_JITTER
-    l_kk = linalg.cholesky(k_kk, lower=True, check_finite=False)
+    return linalg.cholesky(k_kk, lower=True, check_finite=False)
+
+
+def low_rank_basis(
+    z: np.ndarray, knots: np.ndarray, r: np.ndarray, l_kk: np.ndarray | None = None
+) -> np.ndarray:
+    """U = (L_kk^-1 K_kn)', so that K ~ U U' = K_nk K_kk^-1 K_kn (the predictive-process
+    kernel). U's rows are per point, so bases at new points reuse the knots' factor `l_kk`."""
+    l_kk = knot_cholesky(knots, r) if l_kk is None else l_kk
     return linalg.solve_triangular(l_kk, kernel(knots, z, r), lower=True, check_finite=False).T
 
 

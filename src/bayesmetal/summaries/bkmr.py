@@ -14,7 +14,7 @@ on the standardised log scale used by the model (the tables also give the concen
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -25,6 +25,7 @@ from bayesmetal.bkmr.kernel import (
     exact_factor,
     gaussian_conditional,
     kernel,
+    knot_cholesky,
     low_rank_basis,
     predictive_w,
     robust_cholesky,
@@ -70,6 +71,9 @@ class HPosterior:
     lam_ri: np.ndarray | None = None  # (S,) random-intercept variance ratio
     onehot: np.ndarray | None = None  # (n, groups) random-intercept design
     h_data: np.ndarray | None = None  # (S, n) h at the data points (PyMC probit model)
+    # with knots, per draw: L_kk and the conditional mean and covariance of the predictive
+    # process's coefficients, shared by every summary (filled by `_conditional`)
+    coefficients: dict[int, tuple[np.ndarray, ...]] = field(default_factory=dict, repr=False)
 
     @property
     def noise(self) -> float:
@@ -130,10 +134,17 @@ def _conditional(
         factor = exact_factor(post.z, r, lam, same_group, lam_ri, post.noise)
         cross, prior = kernel(post.z, z_new, r), kernel(z_new, z_new, r)
         return gaussian_conditional(factor, cross, prior, post.target(s), lam, s2)
-    basis = low_rank_basis(np.vstack([post.z, z_new]), post.knots, r)
-    u_n, u_g = basis[: len(post.z)], basis[len(post.z) :]
-    factor = woodbury_factor(predictive_w(u_n, lam, post.onehot, lam_ri), post.noise)
-    mean, cov = gaussian_conditional(factor, u_n, np.eye(u_n.shape[1]), post.target(s), lam, s2)
+    if s not in post.coefficients:  # they do not depend on the new points: once per draw
+        l_kk = knot_cholesky(post.knots, r)
+        u_n = low_rank_basis(post.z, post.knots, r, l_kk)
+        factor = woodbury_factor(predictive_w(u_n, lam, post.onehot, lam_ri), post.noise)
+        eye = np.eye(len(post.knots))
+        post.coefficients[s] = (
+            l_kk,
+            *gaussian_conditional(factor, u_n, eye, post.target(s), lam, s2),
+        )
+    l_kk, mean, cov = post.coefficients[s]
+    u_g = low_rank_basis(z_new, post.knots, r, l_kk)
     return u_g @ mean, u_g @ cov @ u_g.T
 
 
