@@ -232,7 +232,7 @@ def summarise(fitted: Fitted, spec: BkmrSpec) -> Summary:
     knots = stored_data(idata, "constant_data").get("knots")  # those the chains used
     post = bkmr_summary.h_posterior(idata, design, spec.summaries.draws_for_h, knots)
     ngrid = spec.summaries.ngrid
-    out = Summary()
+    out = Summary(headline=("pips", "overall_risk", "univariate"))
     tables = out.tables
     if spec.selection != "none":
         tables["pips"] = bkmr_summary.pips(idata, spec.groups)

@@ -139,7 +139,8 @@ def summarise(fitted: Fitted, spec: BwqsSpec) -> Summary:
     weights = bwqs_summary.weights(idata, prob)
     index_effects = bwqs_summary.index_effects(idata, fitted.design.family, prob)
     figure = plots.weight_bars(weights, f"{fitted.design.outcome} (bwqs)")
-    return Summary({"weights": weights, "index_effects": index_effects}, {"weights": figure})
+    tables = {"weights": weights, "index_effects": index_effects}
+    return Summary(tables, {"weights": figure}, headline=("weights", "index_effects"))
 
 
 MODEL = ModelDefinition("bwqs", BwqsSpec, FAMILIES, default_priors, fits, summarise)

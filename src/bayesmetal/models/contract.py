@@ -84,10 +84,13 @@ class Fitted:
 
 @dataclass
 class Summary:
-    """A model's tidy tables and figures."""
+    """A model's tidy tables and figures; `headline` names the tables (and figures) that
+    answer the question (PIPs, weights, effects), which the terminal and the report show
+    first."""
 
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     figures: dict[str, Figure] = field(default_factory=dict)
+    headline: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

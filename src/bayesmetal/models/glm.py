@@ -96,7 +96,7 @@ def summarise(fitted: Fitted, spec: GlmSpec) -> Summary:
         ignore_index=True,
     )
     forest = plots.forest(effects, f"{fitted.design.outcome} (glm)")
-    return Summary({"effects": effects}, {"forest": forest})
+    return Summary({"effects": effects}, {"forest": forest}, headline=("effects", "forest"))
 
 
 MODEL = ModelDefinition("glm", GlmSpec, FAMILIES, default_priors, fits, summarise)

@@ -534,7 +534,7 @@ def summarise(fitted: Fitted, spec: QgcompSpec) -> Summary:
         exposures = [str(e) for e in idata.posterior["beta"].coords["exposure"].to_numpy()]
         tables["weights"] = weights_table(draws(idata, "beta"), exposures, prob)
         figures["weights"] = weights_figure(tables["weights"], psi, title)
-    return Summary(tables, figures)
+    return Summary(tables, figures, headline=("psi", "weights", "gcomp"))
 
 
 MODEL = ModelDefinition(
