@@ -42,3 +42,15 @@ def test_quantile_and_trend_terms():
     assert len(np.unique(trend)) == 4
     assert all(np.diff([trend[scores == k][0] for k in range(4)]) > 0)  # ordered by quantile
     assert trend.mean() == pytest.approx(0) and trend.std(ddof=1) == pytest.approx(1)
+
+
+def test_text_covariates_are_categorical_whatever_pandas_calls_their_dtype():
+    """pandas 3 gives text columns the `str` dtype, not object: they fell through to the
+    numeric path and failed with 'could not convert string to float'."""
+    from bayesmetal.design import make_design
+
+    frame, _ = glm_frame(50, "gaussian", seed=1)
+    for dtype in (object, "str"):
+        frame["sex"] = frame["sex"].astype(str).astype(dtype)
+        design = make_design(frame, "y", "gaussian", ["e1"], ["age", "sex"], id_column="none")
+        assert design.covariate_columns == ("age", "sex[male]")

@@ -110,7 +110,8 @@ def _covariate_matrix(
                 f"{source}: covariate {cov!r} has {int(values.isna().sum())} missing values in the "
                 "analysis sample; make it required or give it a missing_level"
             )
-        if isinstance(values.dtype, pd.CategoricalDtype) or values.dtype == object:
+        text = pd.api.types.is_string_dtype(values.dtype)  # object or pandas 3's str
+        if isinstance(values.dtype, pd.CategoricalDtype) or text:
             cat = pd.Categorical(values)
             levels = [lv for lv in cat.categories if (cat == lv).any()]
             if len(levels) < 2:
