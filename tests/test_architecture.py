@@ -38,7 +38,7 @@ LAYERS = {
     + ["summaries.bkmr", "summaries.describe"],
     "models": ["models.glm", "models.bwqs", "models.bkmr", "models.qgcomp", "models.registry"],
     "loading": ["config", "stages"],
-    "output": ["runs"],
+    "output": ["runs", "compare"],
     "orchestration": ["workflow", "benchmark", "bkmr.simulate", "bkmr.bench"]
     + [f"calibration.{m}" for m in ("ranks", "bkmr", "pymc_models", "plots")]
     + [f"calibration.{m}" for m in ("prior_recovery", "reference", "runner")],

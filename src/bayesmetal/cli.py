@@ -141,12 +141,18 @@ def resolve_data_dir(config: RunConfig, override: str | None) -> Path:
 
 
 def write_descriptives(table: AnalysisTable, config: RunConfig, folder: Path) -> None:
-    """flow, Table 1, Table 2, correlations (CSV), heatmap (PNG) and provenance (JSON)."""
-    table.flow.to_csv(folder / "flow.csv", index=False)
-    describe.table1(table, config.cohort.group_by).to_csv(folder / "table1.csv", index=False)
-    describe.table2(table).to_csv(folder / "table2.csv", index=False)
+    """flow, Table 1, Table 2, correlations (CSV, rounded for a paper), the same tables as the
+    sheets of tables.xlsx, the heatmap (PNG) and provenance (JSON)."""
     corr = describe.correlations(table)
-    corr.to_csv(folder / "correlations.csv")
+    tables = {
+        "flow": table.flow,
+        "table1": describe.table1(table, config.cohort.group_by),
+        "table2": describe.table2(table),
+        "correlations": corr.map(lambda r: f"{r:.2f}"),
+    }
+    for name, frame in tables.items():
+        frame.to_csv(folder / f"{name}.csv", index=name == "correlations")
+    describe.workbook(tables, folder / "tables.xlsx")
     fig = correlation_heatmap(corr, title=f"{config.cohort.name}: log exposures")
     fig.savefig(folder / "correlations.png", dpi=120)
     plt.close(fig)
@@ -177,7 +183,10 @@ def describe_main(argv: list[str] | None = None) -> int:
     with atomic_folder(Path(args.out), overwrite=args.overwrite, kind="describe") as folder:
         write_descriptives(table, config, folder)
     print(table.flow.to_string(index=False))
-    print(f"\nwrote {args.out}: flow.csv table1.csv table2.csv correlations.csv/.png")
+    print(
+        f"\nwrote {args.out}: flow.csv table1.csv table2.csv correlations.csv/.png "
+        "tables.xlsx (one sheet a table)"
+    )
     return 0
 
 

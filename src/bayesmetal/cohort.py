@@ -125,7 +125,8 @@ def build(raw_table: nhanes.RawTable, spec: CohortSpec) -> AnalysisTable:
     for rule in spec.include:
         keep = flow.step(_rule_mask(raw, rule), keep, rule.name)
     for exposure in spec.exposures:
-        keep = flow.step(raw[exposure.variable].notna(), keep, f"missing {exposure.name}")
+        reason = f"no {exposure.name} result (outside its lab subsample, or not measured)"
+        keep = flow.step(raw[exposure.variable].notna(), keep, reason)
     for name, out in spec.outcomes.items():
         if out.required:
             keep = flow.step(outcome_table[name].notna(), keep, f"missing outcome {name}")

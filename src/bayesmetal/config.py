@@ -55,8 +55,38 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
     return merged
 
 
+def _model_name(section: Any) -> Any:
+    return section.get("name") if isinstance(section, dict) else None
+
+
+def switches_model(base: dict[str, Any], model: Any) -> bool:
+    """Whether `model` (a `model:` section or a model name) names another model than the
+    `model:` section of `base`."""
+    old = _model_name(base.get("model"))
+    new = _model_name(model) if isinstance(model, dict) else model
+    return old is not None and new is not None and new != old
+
+
+def switch_model(base: dict[str, Any], model: Any) -> dict[str, Any]:
+    """`base` with its `model:` section and `priors:` block dropped when `model` names another
+    model: a model's keys (BWQS's `direction`, GLM's `kind`) and priors (`weights`, `beta`)
+    mean nothing to another model, and an include could not otherwise remove them."""
+    if not switches_model(base, model):
+        return base
+    return {key: value for key, value in base.items() if key not in ("model", "priors")}
+
+
+def merge_config(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """deep_merge of two config files, except that an `override` whose `model:` names
+    another model than `base`'s replaces `base`'s `model:` section and `priors:` block
+    instead of merging into them (switch_model)."""
+    return deep_merge(switch_model(base, override.get("model")), override)
+
+
 def load_mapping(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """Read a YAML file, first merging the files listed under its `include:` key."""
+    """Read a YAML file, first merging the files listed under its `include:` key (later
+    files win, mappings merge; a file that names another model replaces the model section
+    and priors: merge_config)."""
     path = Path(path).resolve()
     if path in _seen:
         raise ConfigError(f"{path}: include cycle through {[str(p) for p in _seen]}")
@@ -70,8 +100,8 @@ def load_mapping(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     for name in includes:
         if not isinstance(name, str) or not name:
             raise ConfigError(f"{path}: 'include' entries must be file names; got {name!r}")
-        merged = deep_merge(merged, load_mapping(path.parent / name, (*_seen, path)))
-    return deep_merge(merged, content)
+        merged = merge_config(merged, load_mapping(path.parent / name, (*_seen, path)))
+    return merge_config(merged, content)
 
 
 def _key_sections(
@@ -133,12 +163,16 @@ def format_validation_error(
     return ConfigError("\n".join(lines))
 
 
-def parse_config(mapping: dict[str, Any], source: str) -> RunConfig:
+def parse_config(
+    mapping: dict[str, Any], source: str, partial_priors: frozenset[str] = frozenset()
+) -> RunConfig:
     """Validate a mapping against the run schema (with every registered model's section) and
-    check its priors, raising ConfigError with the file and keys."""
+    check its priors, raising ConfigError with the file and keys. The priors named in
+    `partial_priors` (those --set wrote) may lack `distribution`: complete_priors."""
     schema = registry.run_schema()
     try:
-        config = schema.model_validate({**mapping, "source": source})
+        mapping = complete_priors({**mapping, "source": source}, schema, partial_priors)
+        config = schema.model_validate(mapping)
         if config.model is not None:
             defaults = registry.default_priors(config.model, outcome_family(config))
             resolved = prior_lib.resolve(defaults, config.priors, config.model.name)
@@ -153,6 +187,44 @@ def parse_config(mapping: dict[str, Any], source: str) -> RunConfig:
     return config
 
 
+def complete_priors(
+    mapping: dict[str, Any], schema: type[RunConfig], names: frozenset[str]
+) -> dict[str, Any]:
+    """A prior of `names` given without `distribution` (`{sigma: 1}`, as `--set
+    priors.b1.sigma=1` writes it) completed from the model's default prior of that name: only
+    the parameters given change. A config file must name the distribution; a prior left as it
+    is gets its error from the validation (also where the rest of the config is invalid)."""
+    priors = mapping.get("priors")
+    if not isinstance(priors, dict):
+        return mapping
+    partial = {
+        k for k in names if isinstance(priors.get(k), dict) and "distribution" not in priors[k]
+    }
+    if not partial:
+        return mapping
+    rest = {**mapping, "priors": {k: v for k, v in priors.items() if k not in partial}}
+    try:
+        config = schema.model_validate(rest)
+        if config.model is None:
+            return mapping
+        defaults = registry.default_priors(config.model, outcome_family(config))
+    except (ValidationError, ConfigError, KeyError):
+        return mapping
+    unknown = sorted(partial - set(defaults))
+    if unknown:
+        raise ConfigError(
+            f"priors: {', '.join(unknown)} not a prior of model {config.model.name!r}; "
+            f"valid names: {', '.join(sorted(defaults))}"
+        )
+    filled = {
+        key: deep_merge(defaults[key], spec)
+        if key in partial and isinstance(defaults.get(key), dict)
+        else spec
+        for key, spec in priors.items()
+    }
+    return {**mapping, "priors": filled}
+
+
 def outcome_family(config: RunConfig) -> str:
     """The family of the modelled outcome, known from the config before any data are read."""
     if config.table is not None:
@@ -160,17 +232,30 @@ def outcome_family(config: RunConfig) -> str:
     return FAMILY[config.cohort.outcomes[config.analysis.outcome].type]
 
 
+def _parse_override(item: str) -> tuple[str, Any]:
+    key, sep, raw = item.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"--set {item!r}: expected key.path=value")
+    try:
+        return key, yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {item!r}: value is not valid YAML: {exc}") from exc
+
+
 def apply_overrides(mapping: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply `key.path=value` overrides (value parsed as YAML) to a config mapping."""
+    """Apply `key.path=value` overrides (value parsed as YAML) to a config mapping.
+
+    `--set model.name=X` (or `--set model={name: X, ...}`) naming another model than the
+    config's comes first, whatever its place, and starts that model from its defaults: the
+    config's other `model:` keys and its `priors:` are dropped (switch_model); the other
+    --set (e.g. model.kind=multi, priors.beta.sigma=1) then apply to the new model.
+    """
     result = deep_merge({}, mapping)
-    for item in overrides:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--set {item!r}: expected key.path=value")
-        try:
-            value = yaml.safe_load(raw)
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"--set {item!r}: value is not valid YAML: {exc}") from exc
+    parsed = [(item, *_parse_override(item)) for item in overrides]
+    first = [p for p in parsed if p[1] in ("model", "model.name")]
+    for item, key, value in first + [p for p in parsed if p[1] not in ("model", "model.name")]:
+        if key in ("model", "model.name"):
+            result = switch_model(result, value)
         node = result
         parts = key.split(".")
         for part in parts[:-1]:
@@ -189,4 +274,6 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConf
     path = Path(path)
     mapping = apply_overrides(load_mapping(path), overrides or [])
     source = str(path) + (f" (with --set {' '.join(overrides)})" if overrides else "")
-    return parse_config(mapping, source)
+    keys = [item.partition("=")[0].split(".") for item in overrides or []]
+    written = frozenset(k[1] for k in keys if len(k) > 2 and k[0] == "priors")
+    return parse_config(mapping, source, written)

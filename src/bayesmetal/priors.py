@@ -8,6 +8,7 @@ the run's provenance, so a saved run reloads to the same objects.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from typing import Any
 
@@ -50,7 +51,23 @@ def from_mapping(spec: Any, key: str) -> Prior:
     try:
         return Prior(spec["distribution"], **options, **params)
     except Exception as exc:  # pymc-extras raises several types for a bad name or parameter
-        raise ConfigError(f"priors.{key} = {_plain(spec)}: {exc}") from None
+        hint = did_you_mean(spec["distribution"])
+        raise ConfigError(f"priors.{key} = {_plain(spec)}: {exc}{hint}") from None
+
+
+# in pymc.distributions.__all__ but not distributions a prior can name
+NOT_DISTRIBUTIONS = {"Continuous", "Discrete", "Distribution", "SymbolicRandomVariable"}
+
+
+def did_you_mean(name: Any) -> str:
+    """' (did you mean 'Gamma'?)' for a distribution name PyMC lacks, from the names PyMC
+    offers (any case: 'halfnormal' -> 'HalfNormal'); '' where PyMC has it or nothing is close."""
+    if not isinstance(name, str) or hasattr(pm, name):
+        return ""
+    offered = {n.lower(): n for n in pm.distributions.__all__ if n not in NOT_DISTRIBUTIONS}
+    close = difflib.get_close_matches(name.lower(), list(offered), n=1, cutoff=0.6)
+    match = offered.get(name.lower()) or (offered[close[0]] if close else None)
+    return f" (did you mean {match!r}?)" if match else ""
 
 
 def to_mapping(prior: Prior) -> dict[str, Any]:
