@@ -16,7 +16,7 @@ PACKAGE = ROOT / "src" / "bayesmetal"
 # lowest first; a module may import from its own layer and the layers before it
 LAYERS = {
     "base": ["errors", "catalog", "priors", "cohort_schema", "run_schema", "arviz_api"]
-    + ["report", "plots"],
+    + ["report", "plots", "progress", "quiet"],
     "data": [
         "xpt",
         "nhanes",
@@ -38,7 +38,7 @@ LAYERS = {
     + ["summaries.bkmr", "summaries.describe"],
     "models": ["models.glm", "models.bwqs", "models.bkmr", "models.qgcomp", "models.registry"],
     "loading": ["config", "stages"],
-    "output": ["runs", "compare"],
+    "output": ["runs", "compare", "terminal"],
     "orchestration": ["workflow", "benchmark", "bkmr.simulate", "bkmr.bench"]
     + [f"calibration.{m}" for m in ("ranks", "bkmr", "pymc_models", "plots")]
     + [f"calibration.{m}" for m in ("prior_recovery", "reference", "runner")],

@@ -106,13 +106,13 @@ def test_risk_summaries_logic(recovery_fit):
     design, _, idata = recovery_fit
     post = summary.h_posterior(idata, design, 60)
     overall = summary.overall_risk(post)
-    assert overall.set_index("quantile").loc[0.5, "est"] == pytest.approx(0, abs=1e-4)  # jitter
-    assert overall["est"].is_monotonic_increasing  # h rises with x1 and over x2's bulk
+    assert overall.set_index("quantile").loc[0.5, "estimate"] == pytest.approx(0, abs=1e-4)
+    assert overall["mean"].is_monotonic_increasing  # h rises with x1 and over x2's bulk
     risk = summary.single_var_risk(post)
     assert len(risk) == 5 * 3 and set(risk["q_fixed"]) == {0.25, 0.5, 0.75}
     x1 = risk[risk["variable"] == "x1"]
     iqr = np.diff(np.quantile(design.z[:, 0], [0.25, 0.75]))[0]
-    assert (abs(x1["est"] - 0.5 * iqr) < 0.15).all()  # true IQR effect of x1: 0.5 x IQR
+    assert (abs(x1["estimate"] - 0.5 * iqr) < 0.15).all()  # true IQR effect of x1: 0.5 x IQR
     null = risk[risk["variable"] == "x5"]
     assert (null["lower"] <= 0).all() and (null["upper"] >= 0).all()
     interaction = summary.single_var_interaction(post)
@@ -131,7 +131,7 @@ def test_knots_path_recovers_the_same_selection():
     pips = summary.pips(idata).set_index("variable")["pip"]
     assert pips["x1"] >= 0.9 and pips["x2"] >= 0.9 and (pips[["x3", "x4", "x5"]] <= 0.3).all()
     post = summary.h_posterior(idata, design, 40, knots=bkmr.knots_for(design, spec, 5))
-    assert summary.overall_risk(post)["est"].is_monotonic_increasing
+    assert summary.overall_risk(post)["mean"].is_monotonic_increasing
 
 
 GROUPS = {"A": ["x1", "x3"], "B": ["x2", "x4"], "C": ["x5"]}
@@ -213,8 +213,8 @@ def test_probit_recovers_active_exposures_on_binary_data():
     post = summary.h_posterior(idata, binary, 40)
     assert post.probit and post.y.shape == (40, binary.n)
     overall = summary.overall_risk(post)
-    assert {"prob_est", "prob_lower", "prob_upper"} <= set(overall.columns)
-    assert overall["prob_est"].is_monotonic_increasing
+    assert {"prob_estimate", "prob_mean", "prob_lower", "prob_upper"} <= set(overall.columns)
+    assert overall["prob_mean"].is_monotonic_increasing
 
 
 def test_probit_reference_model_declares_latent_h():
@@ -311,7 +311,7 @@ def test_random_intercept_with_knots():
         idata, clustered, 30, knots=bkmr.knots_for(clustered, spec, SAMPLER.seed)
     )
     assert post.onehot.shape == (400, 10)
-    assert summary.overall_risk(post)["est"].is_monotonic_increasing
+    assert summary.overall_risk(post)["mean"].is_monotonic_increasing
 
 
 def test_curves_report_concentrations_in_file_units():

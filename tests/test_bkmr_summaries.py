@@ -55,8 +55,11 @@ def test_estimate_is_the_average_of_conditional_means():
         resid = design.y - design.X @ raw["beta"][0, s]
         v = lam * kernel(design.z, design.z, r) + np.eye(design.n)
         means.append(lam * kernel(point[None], design.z, r) @ np.linalg.solve(v, resid))
-    assert table["est"].iloc[0] == pytest.approx(np.mean(means), rel=1e-8)
-    assert {"sd", "median", "lower", "upper"} <= set(table.columns)
+    assert table["mean"].iloc[0] == pytest.approx(np.mean(means), rel=1e-8)
+    assert {"estimate", "estimate_is", "sd", "median", "lower", "upper", "note"} <= set(
+        table.columns
+    )
+    assert (table["estimate"] == table["median"]).all() and set(table["estimate_is"]) == {"median"}
 
     # the estimate does not depend on the seed of the GP draws; the plain draw mean does
     runs = [summary.sample_h_new(post, point[None], seed) for seed in range(20)]
@@ -117,7 +120,9 @@ def test_pymc_probit_posterior_predicts_h_at_the_data():
     assert np.allclose(pred.draw, h[:, :5], atol=10 * np.sqrt(H_JITTER))
     assert (pred.var <= 2 * H_JITTER).all()
     overall = summary.overall_risk(post)
-    assert {"prob_est", "prob_median", "prob_lower", "prob_upper"} <= set(overall.columns)
+    assert {"prob_estimate", "prob_mean", "prob_median", "prob_lower", "prob_upper"} <= set(
+        overall.columns
+    )
 
 
 @pytest.mark.slow
@@ -152,5 +157,50 @@ def test_pymc_probit_runs_end_to_end(tmp_path):
     assert fit_main([str(path), "--out", str(tmp_path / "run")]) == 0
     univariate = pd.read_csv(tmp_path / "run" / "univariate.csv")
     assert len(univariate) == 3 * 5
-    assert {"est", "median", "prob_est", "prob_lower", "prob_upper"} <= set(univariate.columns)
-    assert univariate["prob_est"].between(0, 1).all()
+    assert {"estimate", "mean", "median", "prob_estimate", "prob_lower", "prob_upper"} <= set(
+        univariate.columns
+    )
+    assert univariate["prob_estimate"].between(0, 1).all()
+
+
+def test_point_estimate_is_the_median_and_notes_say_when_the_mean_cannot_stand():
+    """A spike at zero with one rare excursion: the mean lies outside [lower, upper], the
+    median does not; rows whose exposures are almost never in h say so."""
+    draws = np.zeros((200, 2))
+    draws[0] = [5.0, 0.0]  # one excursion out of 200 draws, in the first point only
+    h = summary.HSamples(mean=draws, draw=draws)
+    table = summary._summarise(h, 0.95, np.array([0.004, 0.5]))
+    assert list(table["estimate"]) == [0.0, 0.0] and list(table["mean"]) == [0.025, 0.0]
+    assert table["lower"][0] <= table["estimate"][0] <= table["upper"][0]
+    assert not table["lower"][0] <= table["mean"][0] <= table["upper"][0]
+    assert "PIP < 0.01 (0.004): estimate reflects rare inclusions" in table["note"][0]
+    assert "mean outside the 95% interval" in table["note"][0]
+    assert table["note"][1] == ""
+
+
+def test_knots_draws_have_the_conditional_mean_and_covariance():
+    """With knots, each draw is K_gk (m + B e): its moments are the dense conditional's
+    (`_conditional`, itself checked against dense conditioning in test_kernel)."""
+    design = tiny_design(30, "gaussian", seed=12)
+    idata, _ = fixed_draws(design, seed=13)
+    base = summary.h_posterior(idata, design, DRAWS, knots=design.z[:8])
+    copies = 2000  # one posterior draw repeated: the spread is the conditional's
+    post = summary.HPosterior(
+        **{
+            **{k: getattr(base, k) for k in ("y", "X", "z", "exposures", "knots")},
+            "beta": np.repeat(base.beta[:1], copies, 0),
+            "sigma_sq": np.repeat(base.sigma_sq[:1], copies),
+            "lam": np.repeat(base.lam[:1], copies),
+            "r": np.repeat(base.r[:1], copies, 0),
+        }
+    )
+    post.coefficients.update(dict.fromkeys(range(copies), summary._coefficients(post, 0)))
+    z_new = design.z[10:13] + 0.1
+    samples = summary.sample_h_new(post, z_new, seed=1)
+    mean, cov = summary._conditional(post, z_new, 0, None)
+    assert np.allclose(samples.mean, mean) and np.allclose(samples.var, np.diag(cov))
+    scale = np.sqrt(np.diag(cov))
+    assert np.allclose(samples.draw.mean(0), mean, atol=5 * scale / np.sqrt(copies))
+    assert np.allclose(
+        np.cov(samples.draw.T) / np.outer(scale, scale), cov / np.outer(scale, scale), atol=0.1
+    )

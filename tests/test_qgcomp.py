@@ -385,7 +385,7 @@ def test_workflow_runs_a_qgcomp_config(tmp_path, monkeypatch, family, degree, ta
         {"beta2"} if degree == 2 else set()
     )
     results = workflow.summarise(plan, workflow.sample_fits(plan))
-    assert set(results.tables) == tables
+    assert set(results.tables) == tables | {"covariates"}
     assert {"gcomp", "rank_qgcomp"} <= set(results.figures)
     assert ("weights" in results.figures) == (degree == 1)
     psi = results.tables["psi"]

@@ -5,6 +5,7 @@ R-hat, bulk/tail ESS, divergences, netcdf I/O, data groups and rank plots.
 
 from __future__ import annotations
 
+import itertools
 import warnings
 
 import numpy as np
@@ -70,10 +71,39 @@ def concat_draws(first: InferenceData, second: InferenceData) -> InferenceData:
 
 
 def convergence_table(idata: InferenceData, var_names: list[str]) -> pd.DataFrame:
-    """R-hat (rank-normalised), bulk and tail ESS for every scalar element of the variables."""
-    table = az.summary(idata, var_names=var_names, kind="diagnostics")
-    table = table.rename(columns={"r_hat": "rhat"})[["rhat", "ess_bulk", "ess_tail"]]
-    return table.rename_axis("parameter").reset_index()
+    """R-hat (rank-normalised), bulk and tail ESS for every scalar element of the variables,
+    named and rounded as `az.summary(kind="diagnostics")` does (`r[Pb]`; R-hat to 2
+    decimals, ESS to whole draws).
+
+    ArviZ is not asked about an element with one value in every draw (a BKMR r_m or delta
+    that stays 0): its R-hat is 0/0, which ArviZ computed with a RuntimeWarning each time.
+    It gets what ArviZ returned, R-hat NaN and ESS = all draws (`constant_parameters` and
+    the diagnostics judge it); fewer than 4 draws per chain give NaN, and one chain has no
+    R-hat (NaN), as in `az.summary`."""
+    rows = []
+    for var in var_names:
+        data = idata.posterior[var]
+        inner = [d for d in data.dims if d not in ("chain", "draw")]
+        values = data.transpose("chain", "draw", *inner).to_numpy().astype(float)
+        flat = values.reshape(*values.shape[:2], -1)
+        labels = itertools.product(*(data.coords[d].to_numpy() for d in inner))
+        for k, label in enumerate(labels):
+            name = f"{var}[{', '.join(str(v) for v in label)}]" if inner else var
+            rows.append((name, *_diagnostics(flat[:, :, k])))
+    return pd.DataFrame(rows, columns=["parameter", "rhat", "ess_bulk", "ess_tail"])
+
+
+def _diagnostics(draws: np.ndarray) -> tuple[float, float, float]:
+    """(R-hat, bulk ESS, tail ESS) of one scalar's draws shaped (chain, draw)."""
+    chains, n = draws.shape
+    if n < 4 or not np.all(np.isfinite(draws)):
+        return np.nan, np.nan, np.nan
+    if np.all(draws == draws.flat[0]):
+        return np.nan, float(draws.size), float(draws.size)
+    rhat = round(float(az.rhat(draws)), 2) if chains > 1 else np.nan
+    bulk = round(float(az.ess(draws, method="bulk")))
+    tail = round(float(az.ess(draws, method="tail")))
+    return rhat, float(bulk), float(tail)
 
 
 def constant_parameters(idata: InferenceData, names: list[str]) -> set[str]:
@@ -108,11 +138,96 @@ def divergences(idata: InferenceData) -> int:
     return int(stats["diverging"].sum()) if stats is not None and "diverging" in stats else 0
 
 
-def rank_plot(idata: InferenceData, var_names: list[str]) -> Figure:
-    """Trace and rank plots side by side (ArviZ plot_trace with rank bars)."""
-    axes = az.plot_trace(idata, var_names=var_names, kind="rank_bars", compact=True)
-    figure = np.asarray(axes).ravel()[0].figure
-    figure.tight_layout()
+def rank_plot(
+    idata: InferenceData, var_names: list[str], spike: float = 0.9, max_rows: int = 24
+) -> Figure:
+    """Trace and rank bars side by side, one row per scalar parameter (each element of a
+    vector parameter is a row of its own, `r[Pb]`), chains in ArviZ's colours.
+
+    A parameter at one value in at least `spike` of its draws (r_m = 0 while exposure m is
+    out of h, a rarely flipped indicator) has ranks that are nearly all ties: its rank bars
+    are one bar, which says nothing about mixing (the diagnostics table judges it). Such
+    parameters, and those beyond `max_rows`, are listed under the figure instead of drawn.
+    """
+    import itertools
+    import textwrap
+
+    import matplotlib.pyplot as plt
+    from scipy.stats import rankdata
+
+    rows, skipped = [], []
+    for var in var_names:
+        data = idata.posterior[var]
+        dims = [d for d in data.dims if d not in ("chain", "draw")]
+        values = data.transpose("chain", "draw", *dims).to_numpy()
+        values = values.reshape(values.shape[0], values.shape[1], -1)
+        coords = [data.coords[d].to_numpy() for d in dims]
+        for e, labels in enumerate(itertools.product(*coords)):
+            label = f"{var}[{', '.join(str(v) for v in labels)}]" if dims else var
+            x = values[:, :, e].astype(float)
+            distinct, counts = np.unique(x, return_counts=True)
+            share = counts.max() / x.size
+            if share >= spike:
+                mode = distinct[counts.argmax()]
+                skipped.append(f"{label} = {mode:.3g} in {100 * share:.4g}% of draws")
+            elif len(rows) >= max_rows:
+                skipped.append(f"{label} (beyond {max_rows} rows)")
+            else:
+                rows.append((label, x))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    note = (
+        "\n".join(
+            textwrap.wrap(
+                "Not drawn (at one value in most draws, so their ranks are ties; or beyond the "
+                "rows shown): " + "; ".join(skipped),
+                150,
+            )
+        )
+        if skipped
+        else ""
+    )
+    note_height = 0.18 * (note.count("\n") + 1) + 0.2 if note else 0.0
+    figure = plt.figure(figsize=(10, 1.2 * max(len(rows), 0.5) + 0.4 + note_height))
+    if rows:
+        axes = figure.subplots(len(rows), 2, squeeze=False, width_ratios=(3, 2))
+        for (label, x), (trace, ranks) in zip(rows, axes, strict=True):
+            chains, draws = x.shape
+            rank = rankdata(x.ravel()).reshape(x.shape)
+            bins = np.linspace(0.5, x.size + 0.5, min(20, draws // 10 or 1) + 1)
+            expected = draws / (len(bins) - 1)
+            for c in range(chains):
+                colour = colours[c % len(colours)]
+                trace.plot(x[c], color=colour, linewidth=0.4, alpha=0.7, rasterized=True)
+                counts, _ = np.histogram(rank[c], bins)
+                height = np.minimum(0.45 * counts / expected, 0.95)
+                ranks.bar(
+                    bins[:-1],
+                    height,
+                    width=np.diff(bins),
+                    bottom=c,
+                    align="edge",
+                    color=colour,
+                    alpha=0.6,
+                    linewidth=0,
+                )
+                ranks.hlines(c + 0.45, bins[0], bins[-1], color="black", lw=0.5, ls="--")
+            trace.set_ylabel(label, fontsize=8, rotation=0, ha="right", va="center")
+            trace.tick_params(labelsize=7)
+            trace.set_xlim(0, draws - 1)
+            ranks.set_yticks(np.arange(chains) + 0.45, [str(c) for c in range(chains)])
+            ranks.tick_params(labelsize=7)
+            ranks.set_xlim(bins[0], bins[-1])
+            ranks.set_ylim(0, chains)
+        axes[0, 0].set_title("trace (draws of each chain)", fontsize=9)
+        axes[0, 1].set_title(
+            "rank bars per chain (flat = well mixed; dashed = uniform)", fontsize=9
+        )
+        axes[-1, 0].set_xlabel("draw", fontsize=8)
+        axes[-1, 1].set_xlabel("rank over all chains", fontsize=8)
+    if note:
+        figure.text(0.01, 0.01, note, fontsize=7, va="bottom", ha="left")
+    bottom = (note_height / figure.get_figheight()) if note else 0.0
+    figure.tight_layout(rect=(0, bottom, 1, 1))
     return figure
 
 

@@ -31,6 +31,7 @@ from bayesmetal.engines import PYMC  # noqa: E402
 from bayesmetal.errors import BayesmetalError  # noqa: E402
 from bayesmetal.plots import correlation_heatmap  # noqa: E402
 from bayesmetal.priors import as_mappings  # noqa: E402
+from bayesmetal.quiet import quiet_dependencies  # noqa: E402
 from bayesmetal.run_schema import RunConfig  # noqa: E402
 from bayesmetal.runs import FAILURE_FILE, atomic_folder, check_dest  # noqa: E402
 from bayesmetal.summaries import describe  # noqa: E402
@@ -258,9 +259,12 @@ class _Discarded(Exception):
     """Raised inside atomic_folder to throw away a re-summary that failed."""
 
 
-def report_run(outcome: Results | BaseException, folder: Path) -> int:
-    """Print the verdict and tables (exit code 0), or one line on failed (3) or interrupted
-    (130) summaries: the posterior is saved either way."""
+def report_run(outcome: Results | BaseException, folder: Path, verbose: bool = False) -> int:
+    """Print the end summary (exit code 0: the verdict and the headline tables, or with
+    `verbose` every table in full), or one line on failed (3) or interrupted (130)
+    summaries: the posterior is saved either way."""
+    from bayesmetal import terminal
+
     retry = f"finish with: python scripts/fit.py --summarise {folder}"
     if isinstance(outcome, KeyboardInterrupt):
         print(
@@ -276,14 +280,12 @@ def report_run(outcome: Results | BaseException, folder: Path) -> int:
             file=sys.stderr,
         )
         return EXIT_FAILURE
-    print(outcome.verdict)
-    for name, table in outcome.tables.items():
-        print(f"\n{name}:\n{table.to_string(index=False, float_format=lambda v: f'{v:.4g}')}")
-    print(f"\nwrote {folder}/ (report.html, idata, tables, figures)")
+    lines = terminal.full_lines if verbose else terminal.summary_lines
+    print("\n".join(lines(outcome, folder)))
     return 0
 
 
-def summarise_run(run: Path) -> int:
+def summarise_run(run: Path, verbose: bool = False) -> int:
     """`fit.py --summarise RUN`: rewrite RUN's diagnostics, tables, figures and report from its
     idata and saved config alone (no data files), swapping the new folder into place."""
     from bayesmetal import workflow
@@ -311,7 +313,7 @@ def summarise_run(run: Path) -> int:
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED if isinstance(outcome, KeyboardInterrupt) else EXIT_FAILURE
-    return report_run(outcome, run)
+    return report_run(outcome, run, verbose)
 
 
 @guarded("fit")
@@ -322,9 +324,6 @@ def fit_main(argv: list[str] | None = None) -> int:
     was written; 3 a failure at run time (if the summaries failed, the posterior is saved:
     retry with --summarise RUN); 130 interrupted.
     """
-    from bayesmetal import workflow
-    from bayesmetal.runs import write_posterior
-
     parser = argparse.ArgumentParser(description="Fit a configured Bayesian mixture model.")
     parser.add_argument("config", nargs="?", help="YAML run configuration (not with --summarise)")
     parser.add_argument("--out", help="run folder (default: output.root/<config>-<time>)")
@@ -354,18 +353,37 @@ def fit_main(argv: list[str] | None = None) -> int:
         help="recompute the diagnostics, tables, figures and report of run folder RUN from "
         "its saved posterior and config (no config argument, no data files needed)",
     )
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="print the flow table, every table in full and PyMC's messages (by default: "
+        "one line of flow, progress bars and a one-screen summary; the tables are in the "
+        "run folder either way)",
+    )
     args = parser.parse_args(argv)
+    with quiet_dependencies(args.verbose):
+        return _fit(parser, args)
+
+
+def _fit(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """The body of `fit_main`, with its arguments parsed."""
+    from bayesmetal import workflow
+    from bayesmetal.runs import write_posterior
+    from bayesmetal.terminal import flow_line
+
     if args.summarise:
         if args.config or args.set or args.extend or args.dry_run or args.out:
             parser.error("--summarise RUN takes no config, --set, --out, --extend or --dry-run")
-        return summarise_run(Path(args.summarise))
+        return summarise_run(Path(args.summarise), args.verbose)
     if args.config is None:
         parser.error("the following arguments are required: config (or --summarise RUN)")
     config = load_config(args.config, args.set)
     planned = workflow.plan(config, Path(args.data_dir) if args.data_dir else None)
-    print(planned.table.flow.to_string(index=False), end="\n\n")
+    flow = planned.table.flow
+    print(flow.to_string(index=False) + "\n" if args.verbose else flow_line(flow))
     for note in planned.design.notes:
         print(f"note: {note}")
+    print(flush=True)  # sampling starts after this empty line
     if args.dry_run:
         for fit in planned.fits:
             shown = (
@@ -398,4 +416,4 @@ def fit_main(argv: list[str] | None = None) -> int:
         return idatas
 
     outcome = write_run_folder(out, args.overwrite, posterior, planned)
-    return report_run(outcome, out)
+    return report_run(outcome, out, args.verbose)

@@ -312,11 +312,16 @@ def atomic_folder(dest: Path, overwrite: bool = False, kind: str = "fit") -> Ite
 
 
 def save_figure(figure: Figure, path: Path) -> bytes:
-    """Write a figure as PNG, close it, and return the bytes (for the report)."""
+    """Write a figure as PNG (`path`) and SVG (beside it, same stem: vector, for a paper),
+    close it, and return the PNG's bytes (for the report)."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110)
-    plt.close(figure)
     path.write_bytes(buffer.getvalue())
+    vector = io.BytesIO()
+    with plt.rc_context({"svg.hashsalt": "bayesmetal"}):  # with no date: reproducible bytes
+        figure.savefig(vector, format="svg", metadata={"Date": None})
+    path.with_suffix(".svg").write_bytes(vector.getvalue())
+    plt.close(figure)
     return buffer.getvalue()
 
 
@@ -382,27 +387,42 @@ def write_summaries(folder: Path, results: Results) -> None:
     pngs = {name: save_figure(fig, folder / f"{name}.png") for name, fig in results.figures.items()}
     backends = sorted({str(i.attrs.get("sampler_backend")) for i in results.idatas.values()})
     wall = sum(float(i.attrs.get("wall_time_s", 0)) for i in results.idatas.values())
+    config, design = plan.config, plan.design
+    sampler = config.sampler
     meta = {
-        "config": plan.config.source,
-        "model": f"{plan.config.model.name} ({len(results.idatas)} fit(s))",
-        "outcome": f"{plan.design.outcome} ({plan.design.family})",
-        "exposures": ", ".join(plan.design.exposures),
-        "covariates": ", ".join(plan.design.covariate_columns) or "none",
-        "n": str(plan.design.n),
-        "sampler": f"{', '.join(backends)}; {plan.config.sampler.chains} chains x "
-        f"{plan.config.sampler.draws} draws ({plan.config.sampler.tune} tune), "
-        f"seed {plan.config.sampler.seed}, wall {wall:.1f} s",
-        "priors": json.dumps(as_mappings(plan.priors)),
+        "config": config.source,
+        "covariates": ", ".join(design.covariate_columns) or "none",
+        "sampler": f"{', '.join(backends)}; {sampler.chains} chains x {sampler.draws} draws "
+        f"({sampler.tune} tune), seed {sampler.seed}, wall {wall:.1f} s",
+        "bayesmetal": __version__,
+    }
+    fits = len(results.idatas)
+    kind = getattr(config.model, "kind", None)
+    lead = {
+        "outcome": f"{design.outcome} ({design.family})",
+        "exposures": ", ".join(design.exposures),
+        "model": config.model.name
+        + (f" {kind}" if isinstance(kind, str) else "")
+        + (f" ({fits} fits)" if fits > 1 else ""),
+        "n": str(design.n),
+    }
+    captions = {
+        "covariates": f"coefficients on the linear predictor's scale ({design.family} family): "
+        "numeric covariates per 1 SD, levels against the reference level; mean, median and "
+        "equal-tailed interval",
     }
     tables = {"flow": pd.read_csv(folder / "flow.csv"), **results.tables}
     page = report.render(
-        f"bayesmetal: {Path(plan.config.source.split(' ')[0]).stem}",
-        meta,
+        f"bayesmetal: {Path(config.source.split(' ')[0]).stem}",
+        lead,
         results.verdict,
-        bool(results.diagnostics["ok"].all()),
-        tables,
         results.diagnostics,
+        tables,
         pngs,
+        headline=getattr(results, "headline", ()),
+        priors=as_mappings(plan.priors),
+        meta=meta,
+        captions=captions,
     )
     (folder / "report.html").write_text(page)
 
@@ -428,12 +448,12 @@ def record_failure(folder: Path, trace: str) -> None:
 
 
 def carry_over(run: Path, folder: Path) -> None:
-    """Copy all of run folder `run` into `folder` but the summaries --summarise rewrites
-    (CSV tables other than flow.csv, PNG figures, report.html, the failure note, the marker):
-    the posterior files, and anything a user put there, survive a re-summary."""
+    """Copy all of run folder `run` into `folder` but the summaries --summarise rewrites (CSV
+    tables other than flow.csv, PNG and SVG figures, report.html, the failure note, the
+    marker): the posterior files, and anything a user put there, survive a re-summary."""
     posterior = set(posterior_files(run))
     for path in run.iterdir():
-        rewritten = path.suffix in (".csv", ".png") or path.name in (
+        rewritten = path.suffix in (".csv", ".png", ".svg") or path.name in (
             "report.html",
             FAILURE_FILE,
             RUN_MARKER,

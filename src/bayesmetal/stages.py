@@ -37,6 +37,7 @@ class Results:
     diagnostics: pd.DataFrame
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     figures: dict[str, Figure] = field(default_factory=dict)
+    headline: tuple[str, ...] = ()  # the model's Summary.headline: names of tables (figures)
 
     @property
     def verdict(self) -> str:

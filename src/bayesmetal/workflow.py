@@ -28,6 +28,7 @@ from bayesmetal.priors import Priors
 from bayesmetal.run_schema import ModelSpec, RunConfig, SamplerSpec
 from bayesmetal.runs import saved_run
 from bayesmetal.stages import Plan, Results
+from bayesmetal.summaries.posterior import covariate_coefficients
 from bayesmetal.tabular import load_table
 
 
@@ -147,7 +148,18 @@ def summarise(plan_: Plan, idatas: dict[str, InferenceData]) -> Results:
     )
     fitted = Fitted(plan_.fits, idatas, plan_.design, config.summaries, config.sampler.seed)
     summary = registry.definition(config.model).summarise(fitted, config.model)
-    results = Results(plan_, idatas, checks, summary.tables, summary.figures)
+    coefficients = [
+        covariate_coefficients(
+            idatas[f.label], config.summaries.ci_prob, f.label, plan_.design.covariate_scaling
+        )
+        for f in plan_.fits
+    ]
+    coefficients = [table for table in coefficients if len(table)]
+    if coefficients:  # covariates.csv: every fit's covariate coefficients
+        summary.tables["covariates"] = pd.concat(coefficients, ignore_index=True)
+    results = Results(
+        plan_, idatas, checks, summary.tables, summary.figures, headline=summary.headline
+    )
     for fit in plan_.fits:
         names = [n for n in fit.diagnosed if n not in ("gamma", "beta", "delta")]
         results.figures[f"rank_{fit.label}"] = rank_plot(idatas[fit.label], names)

@@ -8,6 +8,7 @@ indicator's Rao-Blackwellised PIP (`bkmr.inclusion`) for the diagnostics.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +20,7 @@ from bayesmetal.bkmr.sampler import BkmrData, sample_chains
 from bayesmetal.errors import ConfigError
 from bayesmetal.models.contract import Fit
 from bayesmetal.priors import Priors
+from bayesmetal.progress import chain_bars
 from bayesmetal.run_schema import SamplerSpec
 
 NAME = "bkmr-gibbs"
@@ -41,16 +43,23 @@ def sample(
     attrs['bkmr_resume'], so that `extend` can continue them. The seed is the run's own
     (knots and chains depend on it alone), so `seed_offset` is unused: BKMR is one fit."""
     problem: GibbsProblem = fit.problem
-    chains, wall = sample_chains(
-        problem.data,
-        problem.priors,
-        sampler.tune,
-        sampler.draws,
-        sampler.chains,
-        sampler.seed,
-        sampler.cores,
-        resume,
+    tune = 0 if resume else sampler.tune  # a continued chain has no warm-up
+    title = (
+        f"BKMR Gibbs sampler: {sampler.chains} chains x ({tune} warm-up + {sampler.draws} "
+        f"draws), {min(sampler.chains, sampler.cores or os.cpu_count() or 1)} processes"
     )
+    with chain_bars(sampler.chains, tune, sampler.draws, sampler.progressbar, title) as report:
+        chains, wall = sample_chains(
+            problem.data,
+            problem.priors,
+            sampler.tune,
+            sampler.draws,
+            sampler.chains,
+            sampler.seed,
+            sampler.cores,
+            resume,
+            progress=report,
+        )
     draws = {k: np.stack([c.draws[k] for c in chains]) for k in fit.posterior}
     stats = {
         k: np.stack([np.full(sampler.draws, c.stats[k]) for c in chains]) for k in chains[0].stats

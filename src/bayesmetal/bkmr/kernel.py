@@ -166,6 +166,51 @@ def gaussian_conditional(
     return mean, cov
 
 
+def coefficient_conditional(
+    k_kn: np.ndarray,
+    l_kk: np.ndarray,
+    target: np.ndarray,
+    lam: float,
+    sigma_sq: float,
+    group_onehot: np.ndarray | None = None,
+    lam_ri: float = 0.0,
+    noise: float = 1.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The predictive process's h(z) = K(z, knots) c given its target t: c ~ N(m, B B').
+
+    Var(t) = sigma2 V, V = noise I + lam U U' (+ lam_ri Z Z'), U = (L_kk^-1 K_kn)'; h = U a with
+    a ~ N(0, sigma2 lam I), so c = L_kk^-T a. With W = [sqrt(lam_ri) Z, sqrt(lam) U] and
+    (a, u) scaled to b ~ N(0, sigma2 I), b | t ~ N(S^-1 W' t, sigma2 noise S^-1),
+    S = noise I + W'W = C C' (Cholesky): all in k (+ groups) dimensions, O(n k^2) once. The
+    coefficients come last in b, so the block C_aa of C gives their factor: Var(a-part of
+    b) = sigma2 noise C_aa^-T C_aa^-1. h at G new points is then N(K_gk m, (K_gk B)(K_gk
+    B)'): one k-dimensional normal per draw, whatever G, and no G x G factorisation.
+    """
+    k = len(l_kk)
+
+    def l_inv(x: np.ndarray) -> np.ndarray:
+        return linalg.solve_triangular(l_kk, x, lower=True, check_finite=False)
+
+    gram = l_inv(l_inv(k_kn @ k_kn.T).T)  # U'U = L^-1 K_kn K_nk L^-T
+    inner = lam * 0.5 * (gram + gram.T)
+    rhs = np.sqrt(lam) * l_inv(k_kn @ target)
+    if group_onehot is not None:
+        cross = np.sqrt(lam * lam_ri) * l_inv(k_kn @ group_onehot)  # (k, groups)
+        inner = np.block([[lam_ri * group_onehot.T @ group_onehot, cross.T], [cross, inner]])
+        rhs = np.concatenate([np.sqrt(lam_ri) * group_onehot.T @ target, rhs])
+    inner[np.diag_indices_from(inner)] += noise
+    chol = linalg.cholesky(inner, lower=True, check_finite=False)
+    b_mean = linalg.cho_solve((chol, True), rhs, check_finite=False)[-k:]
+    mean = np.sqrt(lam) * linalg.solve_triangular(
+        l_kk, b_mean, lower=True, trans="T", check_finite=False
+    )
+    # B = sqrt(lam sigma2 noise) L_kk^-T C_aa^-T = sqrt(...) ((L_kk C_aa)^-1)'
+    factor = linalg.solve_triangular(
+        l_kk @ chol[-k:, -k:], np.eye(k), lower=True, check_finite=False
+    ).T
+    return mean, np.sqrt(lam * sigma_sq * noise) * factor
+
+
 def choose_knots(z: np.ndarray, k: int, seed: int) -> np.ndarray:
     """k knots spread over the exposure space (k-means centres, seeded)."""
     from scipy.cluster.vq import kmeans2

@@ -19,6 +19,7 @@ default priors put less than 1e-7 of their mass outside.
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
 import signal
@@ -471,10 +472,14 @@ def run_chain(
     chain: int,
     resume: dict[str, Any] | None = None,
     chains: int = 1,
+    report: Callable[[int], None] | None = None,
 ) -> Chain:
     """One chain: `tune` adapting iterations, then `draws` kept ones. With `resume` (a
     previous chain's `Chain.resume`) it continues that chain: same state, same frozen
-    proposals, no warm-up. `chains` (the run's number of chains) spreads starting values."""
+    proposals, no warm-up. `chains` (the run's number of chains) spreads starting values.
+    `report(done)`, if given, hears the iterations done (warm-up included) at the start,
+    every `report_every` of them and at the end; it draws no random numbers, so the draws do
+    not depend on it."""
     rng = np.random.default_rng([seed, chain] if resume is None else [seed, chain, resume["step"]])
     has_ri = data.random_intercept is not None
     functions = PriorFunctions.compile(priors, has_ri)
@@ -519,7 +524,12 @@ def run_chain(
         out["ystar"] = np.empty((draws, n), dtype=np.float32)
     if has_ri:
         out["lambda_ri"] = np.empty(draws)
+    every = report_every(tune + draws)
+    if report is not None:
+        report(0)
     for it in range(tune + draws):
+        if report is not None and it and it % every == 0:
+            report(it)
         warm = it < tune
         if data.probit and data.likelihood:
             try:  # skipping depends on r alone, which this update leaves: still a valid kernel
@@ -632,7 +642,15 @@ def run_chain(
         "history": np.where(np.isnan(learned), None, learned).tolist(),
         "step": (resume["step"] + 1) if resume else 1,
     }
+    if report is not None:
+        report(tune + draws)
     return Chain(out, stats, resume_info, {"flip": flips})
+
+
+def report_every(iterations: int) -> int:
+    """Iterations between progress reports: about 1% of the chain (a shared counter written
+    a hundred times, not once per iteration)."""
+    return max(1, iterations // 100)
 
 
 def _ignore_interrupts() -> None:
@@ -640,11 +658,27 @@ def _ignore_interrupts() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # Pool.terminate() must end the worker
 
 
-def _run_chain_single_thread(args: tuple) -> Chain:
+# Progress of chains in worker processes: one shared integer per chain, the iterations it has
+# done (-1: not started yet), written by its worker about every 1% of the chain
+# (`report_every`) and polled by the parent every POLL_S seconds; no lock (one writer each)
+_COUNTERS: Any = None
+POLL_S = 0.25
+
+
+def _start_worker(counters: Any) -> None:
+    """Pool initializer: Ctrl-C is left to the parent; keep the shared progress counters."""
+    global _COUNTERS
+    _ignore_interrupts()
+    _COUNTERS = counters
+
+
+def _run_chain_single_thread(args: tuple, report: Callable[[int], None] | None = None) -> Chain:
     from threadpoolctl import threadpool_limits
 
+    if report is None and _COUNTERS is not None:  # in a worker: write this chain's counter
+        report = functools.partial(_COUNTERS.__setitem__, args[5])
     with threadpool_limits(1):
-        return run_chain(*args)
+        return run_chain(*args, report=report)
 
 
 def sample_chains(
@@ -656,9 +690,12 @@ def sample_chains(
     seed: int,
     cores: int | None = None,
     resume: list[dict[str, Any]] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[list[Chain], float]:
     """Run chains in parallel processes (one BLAS thread each); returns chains and wall time.
-    `resume` (one entry per chain) continues earlier chains instead of starting new ones."""
+    `resume` (one entry per chain) continues earlier chains instead of starting new ones.
+    `progress(chain, done)`, if given, hears each chain's iterations done (warm-up included:
+    0 when it starts, then about every 1%, tune + draws at its end), in this process."""
     bkmr_priors.check_conjugate(priors, probit=data.probit)
     bkmr_priors.check_support(priors, LOG_BOUND)
     start = time.perf_counter()
@@ -668,11 +705,32 @@ def sample_chains(
     ]
     workers = min(chains, cores or os.cpu_count() or 1)
     if workers == 1:
-        results = [_run_chain_single_thread(job) for job in jobs]
-    else:
-        # multiprocessing's Pool, not ProcessPoolExecutor: leaving the block terminates the
-        # workers, so Ctrl-C stops at once instead of after the queued chains have run; the
-        # workers ignore SIGINT and leave it to this process (no traceback per worker)
-        with multiprocessing.Pool(workers, initializer=_ignore_interrupts) as pool:
-            results = pool.map(_run_chain_single_thread, jobs)
+        results = [
+            _run_chain_single_thread(job, progress and functools.partial(progress, job[5]))
+            for job in jobs
+        ]
+        return results, time.perf_counter() - start
+    # multiprocessing's Pool, not ProcessPoolExecutor: leaving the block terminates the
+    # workers, so Ctrl-C stops at once instead of after the queued chains have run; the
+    # workers ignore SIGINT and leave it to this process (no traceback per worker), which
+    # waits in short steps, reading the progress counters in between
+    counters = None if progress is None else multiprocessing.RawArray("q", [-1] * chains)
+    seen = [-1] * chains
+    with multiprocessing.Pool(workers, initializer=_start_worker, initargs=(counters,)) as pool:
+        pending = pool.map_async(_run_chain_single_thread, jobs)
+        while not pending.ready():
+            pending.wait(POLL_S)
+            if progress is not None:
+                _forward(counters, seen, progress)
+        results = pending.get()
+    if progress is not None:
+        _forward(counters, seen, progress)
     return results, time.perf_counter() - start
+
+
+def _forward(counters: Any, seen: list[int], progress: Callable[[int, int], None]) -> None:
+    """Pass on the counters that changed since the last look."""
+    for chain, done in enumerate(counters):
+        if done != seen[chain]:
+            seen[chain] = done
+            progress(chain, done)

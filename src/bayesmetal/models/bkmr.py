@@ -234,9 +234,10 @@ def summarise(fitted: Fitted, spec: BkmrSpec) -> Summary:
     ngrid = spec.summaries.ngrid
     out = Summary(headline=("pips", "overall_risk", "univariate"))
     tables = out.tables
+    colours = plots.exposure_colours(design.exposures)
     if spec.selection != "none":
         tables["pips"] = bkmr_summary.pips(idata, spec.groups)
-        out.figures["pips"] = plots.pip_bars(tables["pips"])
+        out.figures["pips"] = plots.pip_bars(tables["pips"], colours=colours)
         ranked = tables["pips"].sort_values("pip", ascending=False)["variable"].tolist()
     else:
         ranked = list(design.exposures)
@@ -258,12 +259,31 @@ def summarise(fitted: Fitted, spec: BkmrSpec) -> Summary:
         z="z1",
         column="concentration1",
     )
-    out.figures["univariate"] = plots.univariate_panel(tables["univariate"], design.outcome)
-    out.figures["bivariate_levels"] = plots.bivariate_levels(tables["bivariate_levels"])
-    out.figures["overall_risk"] = plots.risk_plot(
-        tables["overall_risk"], "quantile", "overall risk vs all at median"
+    # effect axes span at least MIN_SPAN_SD outcome SDs (the probit scale's latent SD is 1)
+    probit = design.family == "bernoulli"
+    axes = {
+        "outcome": design.outcome,
+        "min_half_span": plots.MIN_SPAN_SD * (1.0 if probit else float(np.std(design.y))),
+        "scale": "probit" if probit else "",
+    }
+    curves = {
+        "concentrations": dict(zip(design.exposures, design.concentrations.T, strict=True)),
+        "colours": colours,
+    }
+    pips = tables.get("pips")
+    pip_of = None if pips is None else dict(zip(pips["variable"], pips["pip"], strict=True))
+    out.figures["univariate"] = plots.univariate_panel(
+        tables["univariate"], **axes, **curves, pips=pip_of
     )
-    out.figures["single_var_risk"] = plots.single_var_risk_plot(tables["single_var_risk"])
+    out.figures["bivariate_levels"] = plots.bivariate_levels(
+        tables["bivariate_levels"], **axes, **curves
+    )
+    out.figures["overall_risk"] = plots.risk_plot(
+        tables["overall_risk"], "quantile", "overall risk vs all at median", **axes
+    )
+    out.figures["single_var_risk"] = plots.single_var_risk_plot(
+        tables["single_var_risk"], **axes, colours=colours
+    )
     return out
 
 

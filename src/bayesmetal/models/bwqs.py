@@ -138,7 +138,8 @@ def summarise(fitted: Fitted, spec: BwqsSpec) -> Summary:
     idata, prob = fitted.idatas["bwqs"], fitted.settings.ci_prob
     weights = bwqs_summary.weights(idata, prob)
     index_effects = bwqs_summary.index_effects(idata, fitted.design.family, prob)
-    figure = plots.weight_bars(weights, f"{fitted.design.outcome} (bwqs)")
+    colours = plots.exposure_colours(fitted.design.exposures)
+    figure = plots.weight_bars(weights, f"{fitted.design.outcome} (bwqs)", colours=colours)
     tables = {"weights": weights, "index_effects": index_effects}
     return Summary(tables, {"weights": figure}, headline=("weights", "index_effects"))
 

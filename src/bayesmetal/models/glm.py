@@ -95,7 +95,8 @@ def summarise(fitted: Fitted, spec: GlmSpec) -> Summary:
         [glm_summary.effects(fitted.idatas[f.label], family, prob, f.label) for f in fitted.fits],
         ignore_index=True,
     )
-    forest = plots.forest(effects, f"{fitted.design.outcome} (glm)")
+    colours = plots.exposure_colours(fitted.design.exposures)
+    forest = plots.forest(effects, f"{fitted.design.outcome} (glm)", colours=colours)
     return Summary({"effects": effects}, {"forest": forest}, headline=("effects", "forest"))
 
 

@@ -3,12 +3,22 @@ conditional (SamplePred), exposure-response curves (PredictorResponseUnivar / Bi
 BivarLevels), OverallRiskSummaries, SingVarRiskSummaries, SingVarIntSummaries, PIPs.
 
 All start from `HSamples`: for each selected posterior draw, the GP conditional's mean of h at
-the new points and one joint draw from that conditional. `est` is the posterior mean,
-Rao-Blackwellised (the average of the conditional means: free of the noise of the single GP
-draw per posterior draw); `sd`, `median` and the interval come from the joint draws, so any
-contrast between points (risk summaries) has a coherent interval. h is on the outcome's scale
-(probit scale for binary outcomes, with probabilities beside it, see `probability`); exposures
-on the standardised log scale used by the model (the tables also give the concentration).
+the new points and one joint draw from that conditional. Every summary row reports (see
+`_summarise`): `estimate`, the point estimate, which is the posterior median (`estimate_is`
+says so); `mean`, Rao-Blackwellised (the average of the conditional means: free of the noise of
+the single GP draw per posterior draw); `median`, `sd` and the equal-tailed interval from the
+joint draws, so any contrast between points (risk summaries) has a coherent interval; and a
+`note` where the mean cannot stand for the posterior (outside its interval, or an exposure
+almost never included). The median is the point estimate because it always lies inside its
+interval: with PIPs near 0 the posterior of an effect is a spike at zero with rare excursions,
+whose mean is pulled outside the interval by a few draws.
+
+h is on the outcome's scale (probit scale for binary outcomes, with probabilities beside it,
+see `probability`) and, as in R's kmbayes, carries the level: h(z) is the expected outcome at
+exposures z for covariates at their means (X is centred). The curves therefore also give
+`change`: h minus h with every exposure at its q_fixed quantile, per draw (its interval
+excludes the uncertainty of the level). Exposures are on the standardised log scale used by
+the model (the tables also give the concentration).
 """
 
 from __future__ import annotations
@@ -22,14 +32,12 @@ from scipy.special import ndtr
 
 from bayesmetal.arviz_api import InferenceData
 from bayesmetal.bkmr.kernel import (
+    coefficient_conditional,
     exact_factor,
     gaussian_conditional,
     kernel,
     knot_cholesky,
-    low_rank_basis,
-    predictive_w,
     robust_cholesky,
-    woodbury_factor,
 )
 from bayesmetal.bkmr.posterior import (
     BETA,
@@ -46,6 +54,8 @@ from bayesmetal.design import Design
 from bayesmetal.summaries.posterior import draws as flat_draws
 
 PERSON_CHUNK_BYTES = 2**27  # working array of the average over persons (128 MiB)
+POINT_ESTIMATE = "median"  # the statistic reported as `estimate` (see the module docstring)
+RARE_INCLUSION = 0.01  # below this posterior inclusion probability a row says so (`note`)
 
 
 @dataclass(frozen=True)
@@ -71,8 +81,10 @@ class HPosterior:
     lam_ri: np.ndarray | None = None  # (S,) random-intercept variance ratio
     onehot: np.ndarray | None = None  # (n, groups) random-intercept design
     h_data: np.ndarray | None = None  # (S, n) h at the data points (PyMC probit model)
-    # with knots, per draw: L_kk and the conditional mean and covariance of the predictive
-    # process's coefficients, shared by every summary (filled by `_conditional`)
+    delta: np.ndarray | None = None  # (all draws, M) inclusion indicators, for `inclusion`
+    # with knots, per draw: the conditional mean m and factor B of the predictive process's
+    # kernel weights c (h(z) = K(z, knots) c, c ~ N(m, B B')), shared by every summary
+    # (filled by `_coefficients`: they do not depend on the new points)
     coefficients: dict[int, tuple[np.ndarray, ...]] = field(default_factory=dict, repr=False)
 
     @property
@@ -86,6 +98,14 @@ class HPosterior:
             return self.h_data[s]
         y = self.y[s] if self.y.ndim == 2 else self.y
         return y - self.X @ self.beta[s]
+
+    def inclusion(self, names: list[str] | tuple[str, ...]) -> float:
+        """Posterior probability that any of the exposures `names` is in h (their PIP for
+        one exposure), over all draws; NaN without selection."""
+        if self.delta is None or not len(names):
+            return float("nan")
+        cols = [self.exposures.index(name) for name in names]
+        return float(self.delta[:, cols].max(axis=1).mean())
 
 
 def h_posterior(
@@ -119,7 +139,27 @@ def h_posterior(
             else None
         ),
         h_data=pick(H) if H in posterior else None,
+        delta=flat_draws(idata, DELTA).astype(float) if DELTA in posterior else None,
     )
+
+
+def _coefficients(post: HPosterior, s: int) -> tuple[np.ndarray, np.ndarray]:
+    """With knots: draw s's conditional of the kernel weights c, h(z) = K(z, knots) c ~
+    N(m, B B') (`coefficient_conditional`), computed once per draw and cached."""
+    if s not in post.coefficients:
+        r = post.r[s]
+        lam_ri = 0.0 if post.lam_ri is None else post.lam_ri[s]
+        post.coefficients[s] = coefficient_conditional(
+            kernel(post.knots, post.z, r),
+            knot_cholesky(post.knots, r),
+            post.target(s),
+            post.lam[s],
+            post.sigma_sq[s],
+            post.onehot,
+            lam_ri,
+            post.noise,
+        )
+    return post.coefficients[s]
 
 
 def _conditional(
@@ -127,25 +167,17 @@ def _conditional(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Mean (G,) and covariance (G, G) of h(z_new) under draw s given its target t, V = noise I
     + lam K (+ lam_ri Z Z'): h is predicted net of the random intercepts. With knots, the
-    conditional of the predictive process's coefficients, mapped to the points."""
+    conditional of the predictive process's kernel weights, mapped to the points."""
     r, lam, s2 = post.r[s], post.lam[s], post.sigma_sq[s]
     lam_ri = 0.0 if post.lam_ri is None else post.lam_ri[s]
     if post.knots is None:
         factor = exact_factor(post.z, r, lam, same_group, lam_ri, post.noise)
         cross, prior = kernel(post.z, z_new, r), kernel(z_new, z_new, r)
         return gaussian_conditional(factor, cross, prior, post.target(s), lam, s2)
-    if s not in post.coefficients:  # they do not depend on the new points: once per draw
-        l_kk = knot_cholesky(post.knots, r)
-        u_n = low_rank_basis(post.z, post.knots, r, l_kk)
-        factor = woodbury_factor(predictive_w(u_n, lam, post.onehot, lam_ri), post.noise)
-        eye = np.eye(len(post.knots))
-        post.coefficients[s] = (
-            l_kk,
-            *gaussian_conditional(factor, u_n, eye, post.target(s), lam, s2),
-        )
-    l_kk, mean, cov = post.coefficients[s]
-    u_g = low_rank_basis(z_new, post.knots, r, l_kk)
-    return u_g @ mean, u_g @ cov @ u_g.T
+    mean, factor = _coefficients(post, s)
+    k_g = kernel(z_new, post.knots, r)
+    root = k_g @ factor
+    return k_g @ mean, root @ root.T
 
 
 @dataclass(frozen=True)
@@ -164,10 +196,21 @@ class HSamples:
 
 def sample_h_new(post: HPosterior, z_new: np.ndarray, seed: int) -> HSamples:
     """Each posterior draw's GP conditional of h(z_new): mean, variances and one joint draw
-    (R's SamplePred gives the draw only)."""
+    (R's SamplePred gives the draw only). With knots, h = K_gk c with c ~ N(m, B B') in k
+    dimensions (`_coefficients`): the draw is K_gk (m + B e), e ~ N(0, I_k), and the
+    variances are the row sums of (K_gk B)^2; without knots, a G x G Cholesky per draw."""
     rng = np.random.default_rng(seed)
     shape = (len(post.lam), len(z_new))
     mean, var, draw = np.empty(shape), np.empty(shape), np.empty(shape)
+    if post.knots is not None:
+        for s in range(len(post.lam)):
+            coef_mean, factor = _coefficients(post, s)
+            k_g = kernel(z_new, post.knots, post.r[s])
+            root = k_g @ factor
+            mean[s] = k_g @ coef_mean
+            var[s] = np.einsum("gk,gk->g", root, root)
+            draw[s] = mean[s] + root @ rng.standard_normal(len(factor))
+        return HSamples(mean, draw, var)
     same_group = None if post.onehot is None else post.onehot @ post.onehot.T
     for s in range(len(post.lam)):
         mean[s], cov = _conditional(post, z_new, s, same_group)
@@ -180,19 +223,56 @@ def sample_h_new(post: HPosterior, z_new: np.ndarray, seed: int) -> HSamples:
     return HSamples(mean, draw, var)
 
 
-def _summarise(h: HSamples, prob: float = 0.95) -> dict[str, np.ndarray]:
-    """est: the posterior mean, Rao-Blackwellised (average of the conditional means); sd,
-    median and the equal-tailed interval from the joint draws. Where the posterior is mostly a
-    spike at zero (PIPs near 0, a rare large value), the mean can lie outside the interval;
-    the median cannot."""
+def _notes(
+    mean: np.ndarray, lower: np.ndarray, upper: np.ndarray, prob: float, included: np.ndarray
+) -> np.ndarray:
+    """Per row, what a reader must know before quoting the mean: the exposures it depends on
+    are almost never in h (inclusion probability below RARE_INCLUSION), or the mean lies
+    outside its own interval; '' otherwise."""
+    notes = []
+    for m, lo, hi, p in zip(mean, lower, upper, included, strict=True):
+        parts = []
+        if p < RARE_INCLUSION:  # NaN (no selection) compares False
+            parts.append(f"PIP < {RARE_INCLUSION:g} ({p:.2g}): estimate reflects rare inclusions")
+        tol = 1e-12 * max(1.0, abs(lo), abs(hi))  # rounding, not an excursion
+        if not lo - tol <= m <= hi + tol:
+            parts.append(
+                f"mean outside the {prob:.0%} interval (a spike with rare excursions): "
+                f"the {POINT_ESTIMATE} is the estimate"
+            )
+        notes.append("; ".join(parts))
+    return np.array(notes, dtype=object)
+
+
+def _summarise(
+    h: HSamples, prob: float = 0.95, included: np.ndarray | float = np.nan
+) -> dict[str, np.ndarray]:
+    """estimate: the point estimate, the posterior median (`estimate_is`); mean: the posterior
+    mean, Rao-Blackwellised (average of the conditional means); median, sd and the
+    equal-tailed interval from the joint draws; note (`_notes`), given each row's inclusion
+    probability `included`. Where the posterior is mostly a spike at zero (PIPs near 0, a rare
+    large value), the mean can lie outside the interval; the median cannot."""
     tail = (1 - prob) / 2
+    mean, median = h.mean.mean(0), np.median(h.draw, 0)
+    lower, upper = np.quantile(h.draw, tail, 0), np.quantile(h.draw, 1 - tail, 0)
+    included = np.broadcast_to(np.asarray(included, dtype=float), mean.shape)
     return {
-        "est": h.mean.mean(0),
+        "estimate": median,
+        "estimate_is": np.full(mean.shape, POINT_ESTIMATE, dtype=object),
+        "mean": mean,
+        "median": median,
         "sd": h.draw.std(0, ddof=1),
-        "median": np.median(h.draw, 0),
-        "lower": np.quantile(h.draw, tail, 0),
-        "upper": np.quantile(h.draw, 1 - tail, 0),
+        "lower": lower,
+        "upper": upper,
+        "note": _notes(mean, lower, upper, prob, included),
     }
+
+
+def _change(h: HSamples, prob: float) -> dict[str, np.ndarray]:
+    """`change` columns: the median and interval of every point but the first minus the
+    first (the reference point), per draw."""
+    diff = _summarise(h.map(_vs_first), prob)
+    return {"change": diff["median"], "change_lower": diff["lower"], "change_upper": diff["upper"]}
 
 
 def _person_average(values: np.ndarray, offsets: np.ndarray, scale: np.ndarray) -> np.ndarray:
@@ -234,13 +314,15 @@ def _with_probability(
     h: HSamples,
     prob: float,
     contrast: Callable[[np.ndarray], np.ndarray] | None = None,
+    included: np.ndarray | float = np.nan,
 ) -> pd.DataFrame:
     """Probit models: the table's summary, or `contrast`'s, on the probability scale
     (`prob_*` columns; see `probability`)."""
     if not post.probit:
         return table
     p = probability(post, h)
-    summary = _summarise(p if contrast is None else p.map(contrast), prob)
+    summary = _summarise(p if contrast is None else p.map(contrast), prob, included)
+    del summary["estimate_is"]  # the same statistic as on the h scale
     return table.assign(**{f"prob_{k}": v for k, v in summary.items()})
 
 
@@ -262,10 +344,10 @@ def pred_resp_univar(
     post: HPosterior, ngrid: int = 30, q_fixed: float = 0.5, seed: int = 0, prob: float = 0.95
 ) -> pd.DataFrame:
     """h over a grid of each exposure, the others at their q_fixed quantile (R:
-    PredictorResponseUnivar)."""
+    PredictorResponseUnivar), and its `change` from all exposures at q_fixed (first point)."""
     m = post.z.shape[1]
     base = _at_quantiles(post.z, q_fixed)
-    points, labels, grid_values = [], [], []
+    points, labels, grid_values = [base[None]], [], []
     for j in range(m):
         grid = np.linspace(post.z[:, j].min(), post.z[:, j].max(), ngrid)
         block = np.tile(base, (ngrid, 1))
@@ -273,11 +355,19 @@ def pred_resp_univar(
         points.append(block)
         labels += [post.exposures[j]] * ngrid
         grid_values.append(grid)
-    samples = sample_h_new(post, np.vstack(points), seed)
+    reference = sample_h_new(post, np.vstack(points), seed)
+    samples = reference.map(lambda x: x[:, 1:])
+    samples = HSamples(samples.mean, samples.draw, reference.var[:, 1:])
+    included = np.array([post.inclusion([name]) for name in labels])
     table = pd.DataFrame(
-        {"variable": labels, "z": np.concatenate(grid_values), **_summarise(samples, prob)}
+        {
+            "variable": labels,
+            "z": np.concatenate(grid_values),
+            **_summarise(samples, prob, included),
+            **_change(reference, prob),
+        }
     )
-    return _with_probability(table, post, samples, prob)
+    return _with_probability(table, post, samples, prob, included=included)
 
 
 def pred_resp_bivar_levels(
@@ -290,9 +380,10 @@ def pred_resp_bivar_levels(
     prob: float = 0.95,
 ) -> pd.DataFrame:
     """h over exposure 1 with exposure 2 held at each of `qs`, others at q_fixed (R:
-    PredictorResponseBivarLevels, the Cd x Mn cross-section figure)."""
+    PredictorResponseBivarLevels, the Cd x Mn cross-section figure), and its `change` from all
+    exposures at q_fixed."""
     base = _at_quantiles(post.z, q_fixed)
-    points, rows = [], []
+    points, rows = [base[None]], []
     for first, second in pairs:
         i, j = post.exposures.index(first), post.exposures.index(second)
         grid = np.linspace(post.z[:, i].min(), post.z[:, i].max(), ngrid)
@@ -302,9 +393,11 @@ def pred_resp_bivar_levels(
             block[:, j] = np.quantile(post.z[:, j], q)
             points.append(block)
             rows += [(first, second, q, g) for g in grid]
-    samples = sample_h_new(post, np.vstack(points), seed)
+    reference = sample_h_new(post, np.vstack(points), seed)
+    samples = reference.map(lambda x: x[:, 1:])
     table = pd.DataFrame(rows, columns=["variable1", "variable2", "quantile2", "z1"])
-    return table.assign(**_summarise(samples, prob))
+    included = np.array([post.inclusion([first]) for first, *_ in rows])
+    return table.assign(**_summarise(samples, prob, included), **_change(reference, prob))
 
 
 def pred_resp_bivar(
@@ -329,7 +422,8 @@ def pred_resp_bivar(
         rows += [(first, second, u, v) for u, v in zip(a.ravel(), b.ravel(), strict=True)]
     samples = sample_h_new(post, np.vstack(points), seed)
     table = pd.DataFrame(rows, columns=["variable1", "variable2", "z1", "z2"])
-    return table.assign(**_summarise(samples, prob))
+    included = np.array([post.inclusion([first, second]) for first, second, *_ in rows])
+    return table.assign(**_summarise(samples, prob, included))
 
 
 OVERALL_QS = tuple(float(q) for q in np.round(np.arange(0.25, 0.76, 0.05), 2))
@@ -346,8 +440,9 @@ def overall_risk(
     probit models also the risk difference averaged over persons (`probability`)."""
     points = np.vstack([_at_quantiles(post.z, q_fixed)] + [_at_quantiles(post.z, q) for q in qs])
     samples = sample_h_new(post, points, seed)
-    table = pd.DataFrame({"quantile": qs, **_summarise(samples.map(_vs_first), prob)})
-    return _with_probability(table, post, samples, prob, _vs_first)
+    included = post.inclusion(post.exposures)
+    table = pd.DataFrame({"quantile": qs, **_summarise(samples.map(_vs_first), prob, included)})
+    return _with_probability(table, post, samples, prob, _vs_first, included)
 
 
 def single_var_risk(
@@ -370,7 +465,9 @@ def single_var_risk(
             points += [a, b]
             rows.append((name, q))
     diff = sample_h_new(post, np.vstack(points), seed).map(_pair_diff)
-    table = pd.DataFrame(rows, columns=["variable", "q_fixed"]).assign(**_summarise(diff, prob))
+    included = np.array([post.inclusion([name]) for name, _ in rows])
+    table = pd.DataFrame(rows, columns=["variable", "q_fixed"])
+    table = table.assign(**_summarise(diff, prob, included))
     return (table, diff) if samples_out else table
 
 
@@ -385,7 +482,10 @@ def single_var_interaction(
     (R: SingVarIntSummaries)."""
     _, diff = single_var_risk(post, qs_diff, qs_fixed, seed, prob, samples_out=True)
     interaction = diff.map(_pair_diff)
-    return pd.DataFrame({"variable": list(post.exposures), **_summarise(interaction, prob)})
+    included = np.array([post.inclusion([name]) for name in post.exposures])
+    return pd.DataFrame(
+        {"variable": list(post.exposures), **_summarise(interaction, prob, included)}
+    )
 
 
 def with_concentration(
@@ -443,4 +543,5 @@ def group_risk(
         a[cols], b[cols] = low[cols], high[cols]
         points += [a, b]
     diff = sample_h_new(post, np.vstack(points), seed).map(_pair_diff)
-    return pd.DataFrame({"group": list(groups), **_summarise(diff, prob)})
+    included = np.array([post.inclusion(members) for members in groups.values()])
+    return pd.DataFrame({"group": list(groups), **_summarise(diff, prob, included)})
