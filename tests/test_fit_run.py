@@ -21,7 +21,7 @@ from bayesmetal.summaries import glm as glm_summary
 from bayesmetal.workflow import plan
 
 from .conftest import CONFIGS, ROOT
-from .toydata import base_config, glm_frame
+from .toydata import base_config, bkmr_table_config, glm_frame
 
 SHIPPED = sorted(p.name for p in CONFIGS.glob("*.yaml"))
 
@@ -167,34 +167,7 @@ def test_extend_refuses_another_outcome_prior_and_seed(tmp_path, capsys, monkeyp
 
 @pytest.fixture()
 def bkmr_config(tmp_path):
-    """A small BKMR run on a CSV with knots and a random intercept (every stored array used)."""
-    rng = np.random.default_rng(11)
-    n = 100
-    frame = pd.DataFrame(np.exp(rng.normal(size=(n, 3))), columns=["a", "b", "c"])
-    frame["age"] = rng.normal(size=n)
-    frame["site"] = np.arange(n) % 4
-    frame["y"] = np.log(frame["a"]) + 0.3 * frame["age"] + rng.normal(0, 0.5, n)
-    frame.to_csv(tmp_path / "data.csv", index=False)
-    config = {
-        "table": {
-            "path": "data.csv",
-            "outcome": "y",
-            "family": "gaussian",
-            "exposures": ["a", "b", "c"],
-            "covariates": ["age"],
-            "group": "site",
-        },
-        "model": {
-            "name": "bkmr",
-            "knots": 10,
-            "random_intercept": "site",
-            "summaries": {"draws_for_h": 10, "ngrid": 5},
-        },
-        "sampler": {"chains": 2, "tune": 30, "draws": 20, "seed": 3},
-    }
-    path = tmp_path / "bkmr.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+    return bkmr_table_config(tmp_path)
 
 
 def test_bkmr_run_checked_on_extend_and_summarised_from_its_folder(bkmr_config, tmp_path, capsys):

@@ -11,15 +11,13 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
 import yaml
 
 from bayesmetal.cli import fit_main
 
 from .fakesampler import use_fake_sampler
-from .toydata import base_config, glm_frame
+from .toydata import base_config, bkmr_table_config, glm_frame
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(
@@ -99,33 +97,9 @@ def test_glm_report_first_screen(tmp_path, monkeypatch):
 def test_bkmr_report_first_screen(tmp_path):
     """A short real BKMR run (Gibbs engine, knots, random intercept: seconds), whose checks
     fail: the red banner must not push the answer off the first screen."""
-    rng = np.random.default_rng(11)
-    n = 100
-    frame = pd.DataFrame(np.exp(rng.normal(size=(n, 3))), columns=["a", "b", "c"])
-    frame["age"] = rng.normal(size=n)
-    frame["site"] = np.arange(n) % 4
-    frame["y"] = np.log(frame["a"]) + 0.3 * frame["age"] + rng.normal(0, 0.5, n)
-    frame.to_csv(tmp_path / "data.csv", index=False)
-    config = {
-        "table": {
-            "path": "data.csv",
-            "outcome": "y",
-            "family": "gaussian",
-            "exposures": ["a", "b", "c"],
-            "covariates": ["age"],
-            "group": "site",
-        },
-        "model": {
-            "name": "bkmr",
-            "knots": 10,
-            "random_intercept": "site",
-            "summaries": {"draws_for_h": 10, "ngrid": 5},
-        },
-        "sampler": {"chains": 2, "tune": 30, "draws": 20, "seed": 3, "progressbar": False},
-    }
-    (tmp_path / "bkmr.yaml").write_text(yaml.safe_dump(config))
+    config = bkmr_table_config(tmp_path, progressbar=False)
     out = tmp_path / "bkmr"
-    assert fit_main([str(tmp_path / "bkmr.yaml"), "--out", str(out)]) == 0
+    assert fit_main([str(config), "--out", str(out)]) == 0
     page = out / "report.html"
     assert "banner bad" in page.read_text()  # 20 draws: the checks fail
     found = measure(page, tmp_path)

@@ -25,7 +25,7 @@ from bayesmetal.terminal import compact
 
 from .conftest import ROOT
 from .fakesampler import use_fake_sampler
-from .toydata import base_config, glm_frame
+from .toydata import base_config, bkmr_table_config, glm_frame
 
 SCREEN = 25  # lines: the whole output of a small GLM run, flow line to the last line
 
@@ -137,25 +137,7 @@ def test_chain_bars_show_the_phase_of_each_chain():
 
 @pytest.fixture()
 def bkmr_run(tmp_path):
-    """A small BKMR run on a CSV: 2 chains on the Gibbs engine, a few seconds."""
-    rng = np.random.default_rng(11)
-    frame = pd.DataFrame(np.exp(rng.normal(size=(80, 3))), columns=["a", "b", "c"])
-    frame["age"] = rng.normal(size=80)
-    frame["y"] = np.log(frame["a"]) + rng.normal(0, 0.5, 80)
-    frame.to_csv(tmp_path / "data.csv", index=False)
-    config = {
-        "table": {
-            "path": "data.csv",
-            "outcome": "y",
-            "family": "gaussian",
-            "exposures": ["a", "b", "c"],
-            "covariates": ["age"],
-        },
-        "model": {"name": "bkmr", "knots": 10, "summaries": {"draws_for_h": 10, "ngrid": 5}},
-        "sampler": {"chains": 2, "cores": 2, "tune": 30, "draws": 20, "seed": 3},
-    }
-    (tmp_path / "bkmr.yaml").write_text(yaml.safe_dump(config))
-    return tmp_path / "bkmr.yaml"
+    return bkmr_table_config(tmp_path, cores=2)
 
 
 def test_gibbs_bars_shown_and_silent_with_progressbar_false(bkmr_run, tmp_path, capsys):
