@@ -180,6 +180,18 @@ def _rows(quantity: str, items: Iterable[str], table: pd.DataFrame, **columns: A
     return frame.reset_index(drop=True)
 
 
+def _interval_rows(
+    quantity: str, items: Iterable[str], table: pd.DataFrame, **columns: Any
+) -> pd.DataFrame:
+    """`_rows` with the table's point estimate and interval columns."""
+    picked = {
+        "estimate": _pick(table, ESTIMATE_COLUMNS),
+        "lower": _pick(table, ["lower"]),
+        "upper": _pick(table, ["upper"]),
+    }
+    return _rows(quantity, items, table, **picked, **columns)
+
+
 def _text(table: pd.DataFrame, column: str) -> pd.Series:
     if column not in table.columns:
         return pd.Series("", index=table.index)
@@ -229,13 +241,10 @@ def headline(run: Run) -> pd.DataFrame:
             for i, e in zip(index, _text(weights, "exposure"), strict=True)
         ]
         parts.append(
-            _rows(
+            _interval_rows(
                 "weight",
                 items,
                 weights,
-                estimate=_pick(weights, ESTIMATE_COLUMNS),
-                lower=_pick(weights, ["lower"]),
-                upper=_pick(weights, ["upper"]),
                 within=index,
             )
         )
@@ -247,13 +256,10 @@ def headline(run: Run) -> pd.DataFrame:
             for p, g in zip(_text(effects, "parameter"), group, strict=True)
         ]
         parts.append(
-            _rows(
+            _interval_rows(
                 "index effect",
                 items,
                 effects,
-                estimate=_pick(effects, ESTIMATE_COLUMNS),
-                lower=_pick(effects, ["lower"]),
-                upper=_pick(effects, ["upper"]),
                 null=0.0,
             )
         )
@@ -266,13 +272,10 @@ def headline(run: Run) -> pd.DataFrame:
         for measure in dict.fromkeys(measures):
             rows = effects[measures == measure]
             parts.append(
-                _rows(
+                _interval_rows(
                     f"effect ({measure})",
                     [items[i] for i in np.flatnonzero(measures == measure)],
                     rows,
-                    estimate=_pick(rows, ESTIMATE_COLUMNS),
-                    lower=_pick(rows, ["lower"]),
-                    upper=_pick(rows, ["upper"]),
                     null=1.0 if "ratio" in measure else 0.0,
                 )
             )
@@ -284,13 +287,10 @@ def headline(run: Run) -> pd.DataFrame:
             for p, m in zip(_text(psi, "parameter"), model, strict=True)
         ]
         parts.append(
-            _rows(
+            _interval_rows(
                 "psi",
                 items,
                 psi,
-                estimate=_pick(psi, ESTIMATE_COLUMNS),
-                lower=_pick(psi, ["lower"]),
-                upper=_pick(psi, ["upper"]),
                 null=0.0,
             )
         )
