@@ -192,6 +192,12 @@ def _interval_rows(
     return _rows(quantity, items, table, **picked, **columns)
 
 
+def _qualified(table: pd.DataFrame, column: str, qualifier: str, template: str) -> list[str]:
+    """Each row's `column`, with its `qualifier` (group, model) where it has one."""
+    pairs = zip(_text(table, column), _text(table, qualifier), strict=True)
+    return [name if not extra else template.format(name, extra) for name, extra in pairs]
+
+
 def _text(table: pd.DataFrame, column: str) -> pd.Series:
     if column not in table.columns:
         return pd.Series("", index=table.index)
@@ -250,19 +256,8 @@ def headline(run: Run) -> pd.DataFrame:
         )
     if "index_effects" in tables:
         effects = tables["index_effects"]
-        group = _text(effects, "group")
-        items = [
-            p if not g else f"{p} [{g}]"
-            for p, g in zip(_text(effects, "parameter"), group, strict=True)
-        ]
-        parts.append(
-            _interval_rows(
-                "index effect",
-                items,
-                effects,
-                null=0.0,
-            )
-        )
+        items = _qualified(effects, "parameter", "group", "{} [{}]")
+        parts.append(_interval_rows("index effect", items, effects, null=0.0))
     if "effects" in tables:
         effects = tables["effects"]
         terms, fits = _text(effects, "term"), _text(effects, "fit")
@@ -281,19 +276,8 @@ def headline(run: Run) -> pd.DataFrame:
             )
     if "psi" in tables:
         psi = tables["psi"]
-        model = _text(psi, "model")
-        items = [
-            p if not m else f"{p} ({m})"
-            for p, m in zip(_text(psi, "parameter"), model, strict=True)
-        ]
-        parts.append(
-            _interval_rows(
-                "psi",
-                items,
-                psi,
-                null=0.0,
-            )
-        )
+        items = _qualified(psi, "parameter", "model", "{} ({})")
+        parts.append(_interval_rows("psi", items, psi, null=0.0))
     if not parts:
         return _rows("", [], pd.DataFrame())
     return pd.concat(parts, ignore_index=True)

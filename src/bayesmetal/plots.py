@@ -216,6 +216,26 @@ def pip_bars(pips: pd.DataFrame, *, colours: Mapping[str, str] | None = None) ->
     return fig
 
 
+def _finish_panels(
+    axes: np.ndarray,
+    used: int,
+    min_half_span: float,
+    outcome: str,
+    value: str,
+    scale: str,
+    others: str,
+) -> None:
+    """Hide unused panels, apply the minimum y span, and label the first column's y axes."""
+    for ax in axes.ravel()[used:]:
+        ax.set_visible(False)
+    for ax in axes.ravel()[:used]:
+        _min_span(ax, min_half_span)
+    what = f"change in {outcome}" if value == "change" else f"h ({outcome})"
+    latent = f", {scale} scale" if scale else ""
+    for row in axes:
+        row[0].set_ylabel(f"{what}{latent}\nvs {others} at their medians", fontsize=9)
+
+
 def univariate_panel(
     table: pd.DataFrame,
     outcome: str,
@@ -260,14 +280,7 @@ def univariate_panel(
             ax.set_xlabel(f"{name} (standardised log)", fontsize=9)
         pip = (pips or {}).get(name)
         ax.set_title(name if pip is None else f"{name} (PIP {pip:.2g})", fontsize=10)
-    for ax in axes.ravel()[len(names) :]:
-        ax.set_visible(False)
-    for ax in axes.ravel()[: len(names)]:
-        _min_span(ax, min_half_span)
-    what = f"change in {outcome}" if value == "change" else f"h ({outcome})"
-    latent = f", {scale} scale" if scale else ""
-    for row in axes:
-        row[0].set_ylabel(f"{what}{latent}\nvs all exposures at their medians", fontsize=9)
+    _finish_panels(axes, len(names), min_half_span, outcome, value, scale, "all exposures")
     handles = [
         Line2D([], [], color="black", linewidth=1.8, label="posterior median"),
         Patch(color="black", alpha=0.25, label="95% interval"),
@@ -322,14 +335,7 @@ def bivariate_levels(
             ax.set_xlabel(f"{first} (standardised log)", fontsize=8)
         ax.set_title(f"{first}, with {second} at its", fontsize=9)
         ax.legend(title=f"{second} percentile", fontsize=7, title_fontsize=7, loc="best")
-    for ax in axes.ravel()[len(pairs) :]:
-        ax.set_visible(False)
-    for ax in axes.ravel()[: len(pairs)]:
-        _min_span(ax, min_half_span)
-    what = f"change in {outcome}" if value == "change" else f"h ({outcome})"
-    latent = f", {scale} scale" if scale else ""
-    for row in axes:
-        row[0].set_ylabel(f"{what}{latent}\nvs all at their medians", fontsize=9)
+    _finish_panels(axes, len(pairs), min_half_span, outcome, value, scale, "all")
     fig.tight_layout()
     return fig
 
