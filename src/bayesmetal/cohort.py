@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -42,6 +42,7 @@ class AnalysisTable:
     outcomes: dict[str, str]  # name -> family
     weights: dict[str, str]  # cycle -> weight variable used
     sources: dict[str, str]
+    units: dict[str, str] = field(default_factory=dict)  # exposure or outcome -> unit
 
     @property
     def exposure_names(self) -> list[str]:
@@ -175,7 +176,20 @@ def build(raw_table: nhanes.RawTable, spec: CohortSpec) -> AnalysisTable:
         outcomes={name: outcomes.FAMILY[out.type] for name, out in spec.outcomes.items()},
         weights=chosen,
         sources=raw_table.sources,
+        units={e.name: e.unit for e in info} | outcome_units(spec, raw_table.labels),
     )
+
+
+def outcome_units(spec: CohortSpec, labels: dict[str, str]) -> dict[str, str]:
+    """Each continuous outcome's unit: a BMD's from its file label ('g/cm^2' written
+    g/cm²), 'SD' for a T-score; binary outcomes have none."""
+    units = {}
+    for name, out in spec.outcomes.items():
+        if out.type == "bmd":
+            units[name] = unit_from_label(labels.get(out.variable, "")).replace("^2", "²")
+        elif out.type == "tscore":
+            units[name] = "SD"
+    return {name: unit for name, unit in units.items() if unit}
 
 
 def load_cohort(spec: CohortSpec, data_dir: Path) -> AnalysisTable:

@@ -52,6 +52,7 @@ class Design:
     group_name: str | None = None
     weights: np.ndarray | None = None
     notes: list[str] = field(default_factory=list)
+    units: dict[str, str] = field(default_factory=dict)  # exposure / outcome -> unit, if known
 
     @property
     def n(self) -> int:
@@ -142,6 +143,7 @@ def make_design(
     weight_column: str | None = "weight_pooled",
     id_column: str = "SEQN",
     source: str = "analysis table",
+    units: dict[str, str] | None = None,
 ) -> Design:
     """Build a Design from an analysis table (one row a person), validated first
     (`validate`: errors name `source` and the column)."""
@@ -204,4 +206,5 @@ def make_design(
         group_name=group,
         weights=weights,
         notes=notes,
+        units={k: v for k, v in (units or {}).items() if k in (outcome, *exposures)},
     )

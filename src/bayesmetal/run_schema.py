@@ -49,6 +49,7 @@ class TableSource(Strict):
     group: str | None = None
     id: str | None = None
     encoding: str | None = None  # of a CSV; default: UTF-8, else Windows-1252 (and said so)
+    units: dict[str, str] = {}  # column -> unit, for tables and figures ({Pb: ug/dL})
 
     @model_validator(mode="after")
     def _categorical_are_covariates(self) -> TableSource:
@@ -61,6 +62,11 @@ class TableSource(Strict):
         roles |= {"covariates": self.covariates, "id": [self.id] if self.id else []}
         roles |= {"weight": [self.weight] if self.weight else []}
         one_role_each(roles)
+        unknown = set(self.units) - {self.outcome, *self.exposures}
+        if unknown:
+            raise ValueError(
+                f"'units' names columns that are not the outcome or an exposure: {sorted(unknown)}"
+            )
         return self
 
 

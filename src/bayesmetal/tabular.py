@@ -120,9 +120,10 @@ def load_table(spec: TableSource) -> AnalysisTable:
     return AnalysisTable(
         frame=frame,
         flow=flow.table(),
-        exposures=tuple(ExposureInfo(c, c, c, "") for c in spec.exposures),
+        exposures=tuple(ExposureInfo(c, c, c, spec.units.get(c, "")) for c in spec.exposures),
         covariates=tuple(spec.covariates),
         outcomes={spec.outcome: spec.family},
         weights={},
         sources={path.name: sha256(path)},
+        units=dict(spec.units),
     )

@@ -67,6 +67,7 @@ def build_design(config: RunConfig, table: AnalysisTable) -> Design:
         grouping[1] if grouping else None,
         id_column=ids,
         source=source,
+        units=table.units,
     )
 
 
