@@ -42,6 +42,20 @@ def attach_data(
     idata.extend(az.InferenceData(**{group: new}), join="right")
 
 
+def with_group(
+    idata: InferenceData, group: str, dataset: xr.Dataset, keep_as: str
+) -> InferenceData:
+    """A copy of `idata` whose `group` is `dataset`, the old one kept as group `keep_as`
+    (a non-standard group name: ArviZ's warning about it is expected and silenced)."""
+    groups = {name: getattr(idata, name) for name in idata.groups()}
+    groups[keep_as], groups[group] = groups[group], dataset
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*not .*default.*group", category=UserWarning)
+        new = az.InferenceData(**groups)
+    new.attrs.update(idata.attrs)
+    return new
+
+
 def stored_data(idata: InferenceData, group: str) -> dict[str, np.ndarray]:
     """The arrays of `group` by name; empty when the idata has no such group."""
     if group not in idata.groups():

@@ -8,9 +8,10 @@ from pathlib import Path
 import pandas as pd
 
 from bayesmetal import derive, nhanes, outcomes
-from bayesmetal.cohort_schema import CohortSpec, IncludeRule
+from bayesmetal.cohort_schema import CohortSpec, IncludeRule, SurveySpec
 from bayesmetal.errors import DataError
 from bayesmetal.exposures import unit_from_label
+from bayesmetal.survey_design import SurveyFrame, survey_frame
 
 # Survey design variables (masked variance units) carried into every analysis table.
 SURVEY_DESIGN = ("SDMVPSU", "SDMVSTRA")
@@ -43,6 +44,7 @@ class AnalysisTable:
     weights: dict[str, str]  # cycle -> weight variable used
     sources: dict[str, str]
     units: dict[str, str] = field(default_factory=dict)  # exposure or outcome -> unit
+    survey: SurveyFrame | None = None  # the full design, when a survey design was asked for
 
     @property
     def exposure_names(self) -> list[str]:
@@ -61,14 +63,17 @@ def required_variables(spec: CohortSpec) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def read_raw(spec: CohortSpec, data_dir: Path) -> nhanes.RawTable:
-    """Read exactly the files and variables the cohort needs."""
+def read_raw(spec: CohortSpec, data_dir: Path, survey: SurveySpec | None = None) -> nhanes.RawTable:
+    """Read exactly the files and variables the cohort (and its survey design) needs."""
+    design = [] if survey is None else [survey.strata, survey.psu]
+    if survey is not None and survey.weight != "auto":
+        design.append(survey.weight)
     return nhanes.read_cycles(
         data_dir,
         spec.cycles,
         spec.components,
         required_variables(spec),
-        optional=(*spec.weight.candidates, *SURVEY_DESIGN),
+        optional=tuple(dict.fromkeys([*spec.weight.candidates, *SURVEY_DESIGN, *design])),
     )
 
 
@@ -113,8 +118,11 @@ def choose_weights(raw: pd.DataFrame, candidates: list[str]) -> tuple[pd.Series,
     return weight, chosen
 
 
-def build(raw_table: nhanes.RawTable, spec: CohortSpec) -> AnalysisTable:
-    """Apply the cohort: inclusion rules, then complete exposures, outcomes and covariates.
+def build(
+    raw_table: nhanes.RawTable, spec: CohortSpec, survey: SurveySpec | None = None
+) -> AnalysisTable:
+    """Apply the cohort: inclusion rules, then complete exposures, outcomes and covariates;
+    with a `survey` design, also the full design with the analysis sample as its domain.
 
     Every person who leaves does so at exactly one counted step of the flow table.
     """
@@ -177,7 +185,27 @@ def build(raw_table: nhanes.RawTable, spec: CohortSpec) -> AnalysisTable:
         weights=chosen,
         sources=raw_table.sources,
         units={e.name: e.unit for e in info} | outcome_units(spec, raw_table.labels),
+        survey=None if survey is None else design_of(raw, keep, weight, chosen, survey),
     )
+
+
+def design_of(
+    raw: pd.DataFrame,
+    keep: pd.Series,
+    chosen_weight: pd.Series,
+    chosen: dict[str, str],
+    survey: SurveySpec,
+) -> SurveyFrame:
+    """The survey design over every person of the cycles, the kept ones as its domain;
+    weights pooled across cycles as `weight_pooled` is."""
+    if survey.weight == "auto":
+        weight, name = chosen_weight, "/".join(dict.fromkeys(chosen.values()))
+    else:
+        if survey.weight not in raw.columns:
+            raise DataError(f"survey.weight {survey.weight!r} is not in the cohort's files")
+        weight, name = pd.to_numeric(raw[survey.weight], errors="coerce"), survey.weight
+    pooled = weight * raw["pool_factor"]
+    return survey_frame(raw, keep, pooled, name, survey.strata, survey.psu, survey.nest)
 
 
 def outcome_units(spec: CohortSpec, labels: dict[str, str]) -> dict[str, str]:
@@ -192,6 +220,8 @@ def outcome_units(spec: CohortSpec, labels: dict[str, str]) -> dict[str, str]:
     return {name: unit for name, unit in units.items() if unit}
 
 
-def load_cohort(spec: CohortSpec, data_dir: Path) -> AnalysisTable:
-    """Read the files a cohort needs and build its analysis table."""
-    return build(read_raw(spec, data_dir), spec)
+def load_cohort(
+    spec: CohortSpec, data_dir: Path, survey: SurveySpec | None = None
+) -> AnalysisTable:
+    """Read the files a cohort needs and build its analysis table (and survey design)."""
+    return build(read_raw(spec, data_dir, survey), spec, survey)

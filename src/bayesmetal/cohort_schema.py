@@ -6,9 +6,9 @@ covariates and outcomes are derived (configs/cohorts/*.yaml).
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class Strict(BaseModel):
@@ -220,6 +220,26 @@ class WeightSpec(Strict):
     candidates: list[str] = ["WTSA2YR", "WTSH2YR", "WTMEC2YR", "WTMECPRP"]
 
 
+class SurveySpec(Strict):
+    """NHANES's complex survey design: weight ('auto': the weight the cohort chose from
+    `weight.candidates`, pooled across cycles), strata and PSUs; `nest` numbers PSUs within
+    strata (NHANES's SDMVPSU is 1, 2 in every stratum)."""
+
+    weight: str = "auto"
+    strata: str = "SDMVSTRA"
+    psu: str = "SDMVPSU"
+    nest: bool = True
+
+
+def survey_switch(value: Any) -> Any:
+    """`survey: false` (or absent) is no design; `survey: true` the defaults."""
+    if value is False:
+        return None
+    if value is True:
+        return SurveySpec()
+    return value
+
+
 class CohortSpec(Strict):
     """Who is analysed: cycles, files, inclusion, exposures, covariates and outcomes."""
 
@@ -232,7 +252,10 @@ class CohortSpec(Strict):
     covariates: dict[str, CovariateSpec] = {}
     outcomes: dict[str, OutcomeSpec] = Field(min_length=1)
     weight: WeightSpec = WeightSpec()
+    survey: SurveySpec | None = None  # the design; describe.py then writes weighted tables
     group_by: str | None = None
+
+    _survey_switch = field_validator("survey", mode="before")(survey_switch)
 
     @model_validator(mode="after")
     def _names(self) -> CohortSpec:

@@ -16,6 +16,7 @@ import pandas as pd
 from bayesmetal import validate
 from bayesmetal.errors import DataError
 from bayesmetal.exposures import log_transform, quantile_scores, standardise
+from bayesmetal.survey_design import SurveyWeights
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ class Design:
     group: np.ndarray | None = None
     group_levels: tuple[str, ...] = ()
     group_name: str | None = None
-    weights: np.ndarray | None = None
+    survey: SurveyWeights | None = None  # a design-based (weighted) analysis
     notes: list[str] = field(default_factory=list)
     units: dict[str, str] = field(default_factory=dict)  # exposure / outcome -> unit, if known
 
@@ -62,10 +63,14 @@ class Design:
         """The same design for a subset of persons (exposure and covariate scaling unchanged)."""
         per_person = ("y", "concentrations", "log_exposures", "z", "quantiles", "X", "ids")
         sliced = {name: getattr(self, name)[index] for name in per_person}
-        for name in ("group", "weights"):
-            value = getattr(self, name)
-            sliced[name] = None if value is None else value[index]
+        sliced["group"] = None if self.group is None else self.group[index]
+        sliced["survey"] = None if self.survey is None else self.survey.rows(index)
         return replace(self, **sliced)
+
+    @property
+    def likelihood_weights(self) -> np.ndarray | None:
+        """Each person's weight in a pseudo-likelihood (None: unweighted)."""
+        return None if self.survey is None else self.survey.weights
 
     def multi_terms(self) -> Terms:
         """All exposures together, per unit of log concentration (centred: the slope is the
@@ -132,6 +137,25 @@ def _covariate_matrix(
     return matrix, names, scaling
 
 
+def survey_notes(survey: SurveyWeights | None, coefficients: int) -> list[str]:
+    """The warning NHANES's analytic guidelines ask for: a design with fewer degrees of
+    freedom than coefficients (a single 2-year cycle has 15) cannot estimate their joint
+    design-based variance well."""
+    if survey is None:
+        return []
+    said = [
+        f"survey design: {survey.label}; weighted pseudo-likelihood, posterior adjusted to "
+        "the design (Williams-Savitsky)"
+    ]
+    if survey.df >= coefficients:
+        return said
+    return said + [
+        f"survey design: {survey.df} design degrees of freedom (PSUs - strata) but "
+        f"{coefficients} regression coefficients; the design-based variance is unstable "
+        "(R's svyglm gives no intervals). Pool more cycles, or use fewer covariates"
+    ]
+
+
 def make_design(
     frame: pd.DataFrame,
     outcome: str,
@@ -140,10 +164,10 @@ def make_design(
     covariates: list[str],
     n_quantiles: int = 4,
     group: str | None = None,
-    weight_column: str | None = "weight_pooled",
     id_column: str = "SEQN",
     source: str = "analysis table",
     units: dict[str, str] | None = None,
+    survey: SurveyWeights | None = None,
 ) -> Design:
     """Build a Design from an analysis table (one row a person), validated first
     (`validate`: errors name `source` and the column)."""
@@ -180,9 +204,6 @@ def make_design(
             raise DataError(f"group column {group!r} has missing values")
         group_levels = tuple(str(c) for c in cat.categories)
         group_index = cat.codes.astype(int)
-    weights = None
-    if weight_column and weight_column in frame.columns:
-        weights = frame[weight_column].astype(float).to_numpy()
     ids = frame[id_column].to_numpy() if id_column in frame.columns else np.arange(len(frame))
     return Design(
         outcome=outcome,
@@ -204,7 +225,7 @@ def make_design(
         group=group_index,
         group_levels=group_levels,
         group_name=group,
-        weights=weights,
-        notes=notes,
+        survey=survey,
+        notes=notes + survey_notes(survey, 1 + len(exposures) + len(columns)),
         units={k: v for k, v in (units or {}).items() if k in (outcome, *exposures)},
     )

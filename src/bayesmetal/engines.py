@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from bayesmetal import sampling
+from bayesmetal import sampling, survey_adjust
 from bayesmetal.arviz_api import InferenceData
 from bayesmetal.bkmr import engine as bkmr_engine
 from bayesmetal.errors import ConfigError
 from bayesmetal.models.contract import Fit
 from bayesmetal.run_schema import SamplerSpec
+from bayesmetal.survey_design import SurveyWeights
 
 PYMC = "pymc"
 
@@ -29,9 +30,17 @@ EXTENDERS: dict[str, Callable[[Fit, InferenceData, SamplerSpec], InferenceData]]
 }
 
 
-def sample(fit: Fit, sampler: SamplerSpec, seed_offset: int = 0) -> InferenceData:
-    """The fit's posterior from its engine (seed + seed_offset for the i-th fit of a run)."""
-    return ENGINES[fit.engine](fit, sampler, seed_offset)
+def sample(
+    fit: Fit, sampler: SamplerSpec, seed_offset: int = 0, survey: SurveyWeights | None = None
+) -> InferenceData:
+    """The fit's posterior from its engine (seed + seed_offset for the i-th fit of a run);
+    with a `survey` design, the pseudo-posterior adjusted to its design-based spread."""
+    idata = ENGINES[fit.engine](fit, sampler, seed_offset)
+    if survey is None:
+        return idata
+    if fit.engine != PYMC:
+        raise ConfigError(f"fit {fit.label!r}: the {fit.engine} engine takes no survey weights")
+    return survey_adjust.adjust(fit.build(), idata, survey)
 
 
 def extender(fit: Fit) -> Callable[[Fit, InferenceData, SamplerSpec], InferenceData]:

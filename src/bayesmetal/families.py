@@ -94,17 +94,29 @@ def add_covariates(eta, design, priors: dict[str, dict[str, Any]]):
     return eta + pm.math.dot(covariates, gamma)
 
 
-def add_likelihood(family: str, eta, y, priors: dict[str, dict[str, Any]]) -> None:
-    """y given the linear predictor eta, by family (the table in the module docstring)."""
+def add_likelihood(design, eta, priors: dict[str, dict[str, Any]]) -> None:
+    """The design's y given the linear predictor eta, by family (the module docstring's table).
+
+    With survey weights (`design.likelihood_weights`, normalised to sum to n) it is the weighted
+    pseudo-likelihood: a potential `y_weighted` holding each person's weight x log-density,
+    whose per-person gradients the design-based adjustment reads (`survey_adjust`)."""
+    family, y, weights = design.family, design.y, design.likelihood_weights
     if family == "gaussian":
-        sigma = prior_lib.create(priors, "sigma")
-        pm.Normal("y", mu=eta, sigma=sigma, observed=y, dims="obs")
+        dist, params = pm.Normal, {"mu": eta, "sigma": prior_lib.create(priors, "sigma")}
     elif family == "bernoulli":
-        pm.Bernoulli("y", logit_p=eta, observed=y, dims="obs")
+        dist, params = pm.Bernoulli, {"logit_p": eta}
     elif family == "poisson":
-        pm.Poisson("y", mu=pm.math.exp(eta), observed=y, dims="obs")
+        dist, params = pm.Poisson, {"mu": pm.math.exp(eta)}
     elif family == "negative_binomial":
         alpha = prior_lib.create(priors, "alpha")
-        pm.NegativeBinomial("y", mu=pm.math.exp(eta), alpha=alpha, observed=y, dims="obs")
+        dist, params = pm.NegativeBinomial, {"mu": pm.math.exp(eta), "alpha": alpha}
     else:
         raise ValueError(f"unknown family {family!r}; known: {FAMILIES}")
+    if weights is None:
+        dist("y", **params, observed=y, dims="obs")
+    else:
+        pointwise = pm.logp(dist.dist(**params), y)
+        pm.Potential(WEIGHTED_LIKELIHOOD, pm.math.constant(weights) * pointwise, dims="obs")
+
+
+WEIGHTED_LIKELIHOOD = "y_weighted"  # the potential of a survey-weighted pseudo-likelihood

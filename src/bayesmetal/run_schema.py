@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, PlainSerializer, field_validator, model_validator
 from pymc_extras.prior import Prior
 
-from bayesmetal.cohort_schema import CohortSpec, Strict
+from bayesmetal.cohort_schema import CohortSpec, Strict, SurveySpec
 from bayesmetal.priors import from_mappings, to_mapping
 
 
@@ -162,6 +162,7 @@ class RunConfig(Strict):
     analysis: AnalysisSpec = AnalysisSpec()
     model: ModelSpec | None = None
     priors: dict[str, PriorField] = {}
+    survey: bool | SurveySpec = False  # true: the cohort's design (or NHANES's defaults)
     sampler: SamplerSpec = SamplerSpec()
     summaries: SummarySpec = SummarySpec()
     output: OutputSpec = OutputSpec()
@@ -177,10 +178,23 @@ class RunConfig(Strict):
             raise ValueError("'priors' must map prior names to {distribution: ..., ...}")
         return from_mappings(value)
 
+    def survey_design(self) -> SurveySpec | None:
+        """The survey design the models use: none, the cohort's (or the defaults) for
+        `survey: true`, or the run's own `survey:` block."""
+        if self.survey is False:
+            return None
+        if self.survey is True:
+            return (self.cohort.survey if self.cohort else None) or SurveySpec()
+        return self.survey
+
     @model_validator(mode="after")
     def _one_source(self) -> RunConfig:
         if (self.cohort is None) == (self.table is None):
             raise ValueError("give exactly one data source: 'cohort' (NHANES) or 'table'")
+        design = self.survey_design()
+        if self.table is not None and design is not None and design.weight == "auto":
+            if self.table.weight is None:
+                raise ValueError("survey.weight 'auto' needs table.weight: name the weight column")
         if self.cohort is not None and self.model is not None:
             if self.analysis.outcome is None:
                 raise ValueError("analysis.outcome is required: which cohort outcome to model")

@@ -8,9 +8,11 @@ import pandas as pd
 
 from bayesmetal import validate
 from bayesmetal.cohort import AnalysisTable, ExposureInfo, Flow
+from bayesmetal.cohort_schema import SurveySpec
 from bayesmetal.errors import DataError
 from bayesmetal.nhanes import sha256
 from bayesmetal.run_schema import TableSource
+from bayesmetal.survey_design import SurveyFrame, survey_frame
 
 FALLBACK_ENCODING = "cp1252"  # Windows-1252, what Excel writes when it does not write UTF-8
 
@@ -81,8 +83,9 @@ def read_table(path: Path, encoding: str | None = None) -> tuple[pd.DataFrame, s
     raise DataError(f"{path}: table must be .csv or .parquet")
 
 
-def load_table(spec: TableSource) -> AnalysisTable:
-    """Rows with a missing value in any used column leave at a counted flow step."""
+def load_table(spec: TableSource, survey: SurveySpec | None = None) -> AnalysisTable:
+    """Rows with a missing value in any used column leave at a counted flow step; with a
+    `survey` design, every row of the file is in the design and the kept ones its domain."""
     path = Path(spec.path)
     raw, encoding = read_table(path, spec.encoding)
     optional = [c for c in (spec.weight, spec.group, spec.id) if c]
@@ -115,7 +118,8 @@ def load_table(spec: TableSource) -> AnalysisTable:
     for column in spec.covariates:
         if frame[column].dtype == object or pd.api.types.is_string_dtype(frame[column]):
             frame[column] = pd.Categorical(frame[column])
-    frame["SEQN"] = frame[spec.id] if spec.id else range(len(frame))
+    ids = raw[spec.id] if spec.id else pd.Series(range(len(raw)), index=raw.index)
+    frame["SEQN"] = ids[keep].to_numpy()
     frame["weight_pooled"] = frame[spec.weight] if spec.weight else 1.0
     return AnalysisTable(
         frame=frame,
@@ -126,4 +130,17 @@ def load_table(spec: TableSource) -> AnalysisTable:
         weights={},
         sources={path.name: sha256(path)},
         units=dict(spec.units),
+        survey=None if survey is None else _survey(raw.assign(SEQN=ids), keep, spec, survey),
     )
+
+
+def _survey(
+    raw: pd.DataFrame, keep: pd.Series, spec: TableSource, survey: SurveySpec
+) -> SurveyFrame:
+    """The table's design: its weight column (survey.weight, or table.weight for 'auto')."""
+    weight = spec.weight if survey.weight == "auto" else survey.weight
+    for key, column in (("weight", weight), ("strata", survey.strata), ("psu", survey.psu)):
+        if column not in raw.columns:
+            raise DataError(f"{spec.path}: survey.{key} column {column!r} is not in the file")
+    values = pd.to_numeric(raw[weight], errors="coerce")
+    return survey_frame(raw, keep, values, weight, survey.strata, survey.psu, survey.nest)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +29,16 @@ from bayesmetal.run_schema import ModelSpec, RunConfig, SamplerSpec
 from bayesmetal.runs import saved_run
 from bayesmetal.stages import Plan, Results
 from bayesmetal.summaries.posterior import covariate_coefficients
+from bayesmetal.survey_design import SurveyWeights
 from bayesmetal.tabular import load_table
 
 
 def load_data(config: RunConfig, data_dir: Path | None = None) -> AnalysisTable:
     """The analysis table from the NHANES cohort or the user's table."""
+    survey = config.survey_design()
     if config.table is not None:
-        return load_table(config.table)
-    return load_cohort(config.cohort, Path(data_dir or config.data.nhanes_dir))
+        return load_table(config.table, survey)
+    return load_cohort(config.cohort, Path(data_dir or config.data.nhanes_dir), survey)
 
 
 def build_design(config: RunConfig, table: AnalysisTable) -> Design:
@@ -68,6 +70,7 @@ def build_design(config: RunConfig, table: AnalysisTable) -> Design:
         id_column=ids,
         source=source,
         units=table.units,
+        survey=None if table.survey is None else table.survey.weights_for(table.frame["SEQN"]),
     )
 
 
@@ -105,7 +108,7 @@ def prior_predictive(plan_: Plan, draws: int = 200) -> pd.DataFrame:
     for i, fit in enumerate(plan_.fits):
         row = {"fit": fit.label, "observed_mean": y.mean(), "observed_sd": y.std()}
         try:
-            with _small_declaration(plan_, fit) if fit.engine != engines.PYMC else fit.build():
+            with _prior_declaration(plan_, fit):
                 prior = pm.sample_prior_predictive(
                     draws=draws, random_seed=plan_.config.sampler.seed + i
                 )
@@ -122,14 +125,19 @@ def prior_predictive(plan_: Plan, draws: int = 200) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _small_declaration(plan_: Plan, fit: Fit) -> pm.Model:
-    """The fit's PyMC declaration on at most PRIOR_PREDICTIVE_N persons (seeded subset)."""
-    design = plan_.design
-    rng = np.random.default_rng(plan_.config.sampler.seed)
-    keep = np.sort(rng.choice(design.n, min(design.n, PRIOR_PREDICTIVE_N), replace=False))
-    config = plan_.config
+def _prior_declaration(plan_: Plan, fit: Fit) -> pm.Model:
+    """The fit's PyMC declaration for the prior predictive: unweighted (survey weights change
+    the likelihood, not what the priors predict), and on at most PRIOR_PREDICTIVE_N persons
+    (seeded subset) for a dedicated engine's fit."""
+    design, config = plan_.design, plan_.config
+    if fit.engine == engines.PYMC and design.survey is None:
+        return fit.build()
+    if fit.engine != engines.PYMC:
+        rng = np.random.default_rng(config.sampler.seed)
+        keep = np.sort(rng.choice(design.n, min(design.n, PRIOR_PREDICTIVE_N), replace=False))
+        design = design.rows(keep)
     declared = registry.definition(config.model).fits(
-        design.rows(keep), config.model, plan_.priors, config.sampler.seed
+        replace(design, survey=None), config.model, plan_.priors, config.sampler.seed
     )
     return next(f for f in declared if f.label == fit.label).build()
 
@@ -191,7 +199,9 @@ def fit_design(
     defaults = registry.default_priors(spec, design.family)
     resolved = prior_lib.resolve(defaults, priors or {}, spec.name)
     fits = registry.definition(spec).fits(design, spec, resolved, sampler.seed)
-    return fits, {fit.label: engines.sample(fit, sampler, i) for i, fit in enumerate(fits)}
+    return fits, {
+        fit.label: engines.sample(fit, sampler, i, design.survey) for i, fit in enumerate(fits)
+    }
 
 
 def sample_fits(plan_: Plan) -> dict[str, InferenceData]:
@@ -199,7 +209,7 @@ def sample_fits(plan_: Plan) -> dict[str, InferenceData]:
     its summaries read (store_data)."""
     idatas = {}
     for i, fit in enumerate(plan_.fits):
-        idatas[fit.label] = engines.sample(fit, plan_.config.sampler, i)
+        idatas[fit.label] = engines.sample(fit, plan_.config.sampler, i, plan_.design.survey)
         store_data(plan_, fit, idatas[fit.label])
     return idatas
 
@@ -221,7 +231,13 @@ DESIGN_ARRAYS = {
     "X": ("obs", "covariate"),
     "ids": ("obs",),
     "group": ("obs",),
+}
+# a survey design's arrays (SurveyWeights fields), stored as survey_<field>
+SURVEY_ARRAYS = {
     "weights": ("obs",),
+    "stratum": ("obs",),
+    "psu": ("obs",),
+    "psu_stratum": ("psu",),
 }
 DESIGN_ATTR = "bayesmetal_design"
 
@@ -243,6 +259,10 @@ def store_data(plan_: Plan, fit: Fit, idata: InferenceData) -> None:
     }
     if arrays["ids"][1].dtype == object:  # netCDF stores text, not Python objects
         arrays["ids"] = (("obs",), arrays["ids"][1].astype(str))
+    if design.survey is not None:
+        for name, dims in SURVEY_ARRAYS.items():
+            arrays[f"survey_{name}"] = (dims, getattr(design.survey, name))
+        coords["psu"] = list(range(len(design.survey.psu_stratum)))
     for name, (dims, values) in fit.constant_data.items():
         arrays[name] = (dims, values)
         for dim, size in zip(dims, values.shape, strict=True):
@@ -250,7 +270,9 @@ def store_data(plan_: Plan, fit: Fit, idata: InferenceData) -> None:
     attach_data(idata, "observed_data", {"y": arrays.pop("y")}, coords)
     attach_data(idata, "constant_data", arrays, coords)
     scalars = [f.name for f in fields(Design) if f.name not in DESIGN_ARRAYS]
-    idata.attrs[DESIGN_ATTR] = json.dumps({name: getattr(design, name) for name in scalars})
+    stored = {name: getattr(design, name) for name in scalars if name != "survey"}
+    stored["survey"] = None if design.survey is None else design.survey.label
+    idata.attrs[DESIGN_ATTR] = json.dumps(stored)
 
 
 def design_from_idata(idata: InferenceData) -> Design:
@@ -265,7 +287,12 @@ def design_from_idata(idata: InferenceData) -> Design:
         scalars[name] = tuple(scalars[name])
     scalars["covariate_scaling"] = {k: tuple(v) for k, v in scalars["covariate_scaling"].items()}
     arrays = stored_data(idata, "observed_data") | stored_data(idata, "constant_data")
-    return Design(**scalars, **{name: arrays.get(name) for name in DESIGN_ARRAYS})
+    label = scalars.pop("survey", None)
+    survey = None
+    if label is not None:
+        parts = {name: arrays[f"survey_{name}"] for name in SURVEY_ARRAYS}
+        survey = SurveyWeights(**parts, label=label)
+    return Design(**scalars, **{name: arrays.get(name) for name in DESIGN_ARRAYS}, survey=survey)
 
 
 def plan_from_run(idatas: dict[str, InferenceData]) -> Plan:

@@ -288,5 +288,12 @@ def summarise(fitted: Fitted, spec: BkmrSpec) -> Summary:
 
 
 MODEL = ModelDefinition(
-    "bkmr", BkmrSpec, ("gaussian", "bernoulli"), default_priors, fits, summarise, check_priors
+    "bkmr",
+    BkmrSpec,
+    ("gaussian", "bernoulli"),
+    default_priors,
+    fits,
+    summarise,
+    check_priors,
+    survey=False,  # the Gibbs engine has no weighted pseudo-likelihood yet
 )

@@ -124,7 +124,7 @@ def build_bwqs(design: Design, spec: BwqsSpec, priors: Priors) -> pm.Model:
             else:
                 b1 = _signed(priors, "b1", "b1", negative=(spec.direction == "negative"))
                 eta = eta + b1 * index
-        add_likelihood(design.family, add_covariates(eta, design, priors), design.y, priors)
+        add_likelihood(design, add_covariates(eta, design, priors), priors)
     return model
 
 

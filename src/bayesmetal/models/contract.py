@@ -102,7 +102,9 @@ class ModelDefinition:
     - `default_priors(spec, family)`: its priors in YAML form, each replaceable by name;
     - `fits(design, spec, priors, seed)`: the fits it declares (one, or one per exposure);
     - `summarise(fitted, spec)`: its tables and figures;
-    - `check_priors(spec, priors)`: what its engine cannot honour, refused at load (optional).
+    - `check_priors(spec, priors)`: what its engine cannot honour, refused at load (optional);
+    - `survey`: whether its fits take survey weights (a pseudo-likelihood in PyMC, adjusted
+      by `survey_adjust`).
     """
 
     name: str
@@ -112,6 +114,7 @@ class ModelDefinition:
     fits: Callable[[Design, Any, Priors, int], list[Fit]]
     summarise: Callable[[Fitted, Any], Summary]
     check_priors: Callable[[Any, Priors], None] | None = None
+    survey: bool = True
 
 
 def fit_label(kind: str, exposure: str) -> str:

@@ -60,7 +60,7 @@ def build_glm(design: Design, terms: Terms, priors: Priors) -> pm.Model:
         intercept = prior_lib.create(priors, "intercept")
         beta = prior_lib.create(priors, "beta", dims=("term",))
         eta = intercept + pm.math.dot(exposure, beta)
-        add_likelihood(design.family, add_covariates(eta, design, priors), design.y, priors)
+        add_likelihood(design, add_covariates(eta, design, priors), priors)
     return model
 
 

@@ -135,7 +135,7 @@ def build_qgcomp(design: Design, spec: QgcompSpec, priors: Priors) -> pm.Model:
             beta2 = prior_lib.create(priors, "beta2", dims=("exposure",))
             eta = eta + pm.math.dot(q2, beta2)
             pm.Deterministic("psi_sq", beta2.sum())
-        add_likelihood(design.family, add_covariates(eta, design, priors), design.y, priors)
+        add_likelihood(design, add_covariates(eta, design, priors), priors)
     return model
 
 

@@ -1,0 +1,139 @@
+"""Design-based adjustment of a survey-weighted pseudo-posterior (Williams & Savitsky 2021).
+
+A model fitted with the weighted pseudo-likelihood (`families.add_likelihood` with survey
+weights) has a posterior centred on the design-consistent estimate, but its spread is that of
+an i.i.d. sample: too narrow when persons in a PSU are alike, wrong when weights vary. The
+adjustment maps every draw theta (on PyMC's unconstrained scale) to
+
+    theta_hat + R2^-1 R1 (theta - theta_hat),   R2'R2 = H^-1,   R1'R1 = H^-1 J H^-1,
+
+where theta_hat is the posterior mean, H the negative Hessian of the log pseudo-posterior at
+theta_hat, and J the design-based covariance of the total of the persons' weighted scores
+(Taylor linearisation with strata and PSUs, the analysis sample as a domain). The adjusted
+draws have the sandwich covariance H^-1 J H^-1 of a design-based (svyglm-like) estimator. The
+same steps as R's csSampling::cs_sampling, which uses replicate weights for J; square roots are
+symmetric eigen-roots, so a design with fewer degrees of freedom than parameters (a singular J)
+still gives draws rather than failing. Constrained parameters and deterministics are recomputed
+from the adjusted draws through the model's own transforms.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+import xarray as xr
+
+from bayesmetal.arviz_api import InferenceData, with_group
+from bayesmetal.errors import ConfigError
+from bayesmetal.families import WEIGHTED_LIKELIHOOD
+from bayesmetal.survey_design import SurveyWeights
+
+FAST = {"mode": "FAST_COMPILE"}  # functions run once: compiling C code would cost more
+UNADJUSTED = "pseudo_posterior"  # the idata group keeping the draws before the adjustment
+
+
+def unconstrained_draws(model: pm.Model, posterior: xr.Dataset) -> np.ndarray:
+    """Every draw as one row of the model's unconstrained parameter vector (value_vars order)."""
+    columns = []
+    for rv in model.free_RVs:
+        draws = posterior[rv.name].to_numpy()
+        flat = draws.reshape(-1, *draws.shape[2:])
+        transform = model.rvs_to_transforms[rv]
+        if transform is not None:
+            flat = transform.forward(pt.as_tensor(flat), *rv.owner.inputs).eval()
+        columns.append(flat.reshape(len(flat), -1))
+    return np.hstack(columns)
+
+
+def _point(model: pm.Model, vector: np.ndarray) -> dict[str, np.ndarray]:
+    """The unconstrained parameter vector as PyMC's {value var name: array} point."""
+    point, start = {}, 0
+    for var, value in model.initial_point().items():
+        size = int(np.size(value))
+        point[var] = vector[start : start + size].reshape(np.shape(value)).astype(value.dtype)
+        start += size
+    return point
+
+
+def _symmetric_root(matrix: np.ndarray) -> np.ndarray:
+    """S with S S = matrix, for a symmetric positive semi-definite matrix."""
+    values, vectors = np.linalg.eigh((matrix + matrix.T) / 2)
+    return (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
+
+
+def person_scores(model: pm.Model, centre: np.ndarray, step: float = 1e-5) -> np.ndarray:
+    """Each person's weighted score (gradient of weight x log-density) at `centre`, one row a
+    person, by central differences of the pointwise pseudo-likelihood: 2p evaluations of one
+    cheap function, where PyTensor's exact per-person Jacobian took seconds to compile
+    (tests compare the two)."""
+    pointwise = model.replace_rvs_by_values([model[WEIGHTED_LIKELIHOOD]])[0]
+    function = model.compile_fn(pointwise, inputs=model.value_vars, point_fn=True, **FAST)
+    columns = []
+    for k in range(len(centre)):
+        shift = np.zeros_like(centre)
+        shift[k] = step * max(1.0, abs(centre[k]))
+        up, down = function(_point(model, centre + shift)), function(_point(model, centre - shift))
+        columns.append((up - down) / (2 * shift[k]))
+    return np.column_stack(columns)
+
+
+def sandwich(model: pm.Model, centre: np.ndarray, survey: SurveyWeights) -> dict[str, np.ndarray]:
+    """H^-1 (inverse negative Hessian of the log pseudo-posterior) and the design-based
+    sandwich H^-1 J H^-1, both at `centre` (an unconstrained parameter vector)."""
+    if WEIGHTED_LIKELIHOOD not in model.named_vars:
+        raise ConfigError(
+            f"the model has no {WEIGHTED_LIKELIHOOD!r} pseudo-likelihood: it was not declared "
+            "with survey weights"
+        )
+    value_vars = model.value_vars
+    point = _point(model, centre)
+    hessian = -model.compile_fn(
+        model.d2logp(negate_output=False), inputs=value_vars, point_fn=True, **FAST
+    )(point)
+    scores = person_scores(model, centre)
+    inverse_hessian = np.linalg.inv(hessian)
+    design = survey.total_covariance(scores)
+    return {
+        "inverse_hessian": inverse_hessian,
+        "sandwich": inverse_hessian @ design @ inverse_hessian,
+    }
+
+
+def constrained(model: pm.Model, draws: np.ndarray, like: xr.Dataset) -> xr.Dataset:
+    """Free variables (constrained) and deterministics recomputed from unconstrained draws,
+    with the dims and coords of the posterior `like`."""
+    shape = (like.sizes["chain"], like.sizes["draw"])
+    data, start = {}, 0
+    for rv in model.free_RVs:
+        dims = like[rv.name].dims
+        size = int(np.prod(model.initial_point()[model.rvs_to_values[rv].name].shape))
+        flat = draws[:, start : start + size]
+        start += size
+        transform = model.rvs_to_transforms[rv]
+        if transform is not None:
+            flat = transform.backward(pt.as_tensor(flat), *rv.owner.inputs).eval()
+        data[rv.name] = (dims, np.reshape(flat, (*shape, *like[rv.name].shape[2:])))
+    free = xr.Dataset(data, coords=like.coords)
+    names = [d.name for d in model.deterministics]
+    if names:
+        free = pm.compute_deterministics(
+            free, model=model, merge_dataset=True, progressbar=False, compile_kwargs=FAST
+        )
+    return free.assign_attrs(like.attrs)
+
+
+def adjust(model: pm.Model, idata: InferenceData, survey: SurveyWeights) -> InferenceData:
+    """The idata with its posterior replaced by the design-adjusted draws; the pseudo-posterior
+    is kept in the group `pseudo_posterior`, and the design in the posterior's attrs."""
+    draws = unconstrained_draws(model, idata.posterior)
+    centre = draws.mean(axis=0)
+    matrices = sandwich(model, centre, survey)
+    mapping = np.linalg.solve(
+        _symmetric_root(matrices["inverse_hessian"]), _symmetric_root(matrices["sandwich"])
+    )
+    adjusted = centre + (draws - centre) @ mapping
+    posterior = constrained(model, adjusted, idata.posterior)
+    posterior.attrs["survey_design"] = survey.label
+    posterior.attrs["survey_adjustment"] = "Williams-Savitsky sandwich, Taylor linearisation"
+    return with_group(idata, "posterior", posterior, keep_as=UNADJUSTED)
