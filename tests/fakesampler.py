@@ -3,6 +3,8 @@ a posterior, seconds instead of a NUTS compile and run."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pymc as pm
 import xarray as xr
@@ -15,7 +17,8 @@ from bayesmetal.run_schema import SamplerSpec
 
 def prior_as_posterior(model: pm.Model, spec: SamplerSpec, seed_offset: int = 0) -> InferenceData:
     """spec.chains x spec.draws prior draws of the model's variables, as a posterior group."""
-    with model:
+    with model, warnings.catch_warnings():  # a survey fit's pseudo-likelihood is a Potential
+        warnings.filterwarnings("ignore", "The effect of Potentials", UserWarning)
         prior = pm.sample_prior_predictive(
             draws=spec.chains * spec.draws, random_seed=spec.seed + seed_offset
         ).prior
