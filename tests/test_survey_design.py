@@ -134,34 +134,63 @@ def test_design_warns_when_design_df_is_below_the_coefficients():
     assert design.rows(np.arange(10)).survey.weights.shape == (10,)
 
 
-def test_survey_run_on_a_table_is_adjusted_saved_and_summarised_again(
-    tmp_path, monkeypatch, capsys
-):
-    """fit.py with survey: on a user's table (fake sampler: plumbing, not statistics): the
-    posterior is the adjusted one, the pseudo-posterior is kept, the design is in the notes,
-    and --summarise rebuilds the design from the run folder alone."""
+def _survey_table_config(folder) -> str:
+    """A CSV with a weight, 6 strata of 2 PSUs, and a GLM config using that design."""
     import yaml
 
-    from bayesmetal.arviz_api import load_idata
-    from bayesmetal.cli import fit_main
-    from tests.fakesampler import use_fake_sampler
     from tests.toydata import predictors
 
-    use_fake_sampler(monkeypatch)
     rng = np.random.default_rng(11)
     frame = predictors(rng, 120)
     frame["y"] = np.log(frame["e1"]) + rng.normal(size=120)
     frame["w"] = rng.uniform(1, 3, 120)
     frame["stratum"] = np.arange(120) % 6
     frame["cluster"] = np.arange(120) % 12 // 6  # 1, 2 in every stratum: nested
-    frame.to_csv(tmp_path / "data.csv", index=False)
-    config = base_config(str(tmp_path / "data.csv"), weight="w")
+    frame.to_csv(folder / "data.csv", index=False)
+    config = base_config(str(folder / "data.csv"), weight="w")
     config["survey"] = {"strata": "stratum", "psu": "cluster"}
-    (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))
+    (folder / "run.yaml").write_text(yaml.safe_dump(config))
+    return str(folder / "run.yaml")
+
+
+def test_survey_run_on_a_table_is_adjusted_saved_and_summarised_again(
+    tmp_path, monkeypatch, capsys
+):
+    """fit.py with survey: on a user's table (fake sampler: plumbing, not statistics): the
+    posterior is the adjusted one, the pseudo-posterior is kept, the design is in the notes,
+    and --summarise rebuilds the design from the run folder alone."""
+    from bayesmetal.arviz_api import load_idata
+    from bayesmetal.cli import fit_main
+    from tests.fakesampler import use_fake_sampler
+
+    use_fake_sampler(monkeypatch)
     out = tmp_path / "run"
-    assert fit_main([str(tmp_path / "run.yaml"), "--out", str(out)]) == 0
+    assert fit_main([_survey_table_config(tmp_path), "--out", str(out)]) == 0
     idata = load_idata(str(out / "idata.nc"))
     assert "pseudo_posterior" in idata.groups()
     assert not np.allclose(idata.posterior["beta"], idata.pseudo_posterior["beta"])
     assert "strata stratum (6), PSUs cluster (12), design df 6" in capsys.readouterr().out
+    assert fit_main(["--summarise", str(out)]) == 0
+
+
+def test_a_failed_adjustment_keeps_the_draws(tmp_path, monkeypatch):
+    """The adjustment fails (a singular Hessian): the pseudo-posterior is saved, the summaries
+    fail with the reason (exit 3), and --summarise tries the adjustment again."""
+    from bayesmetal import survey_adjust
+    from bayesmetal.arviz_api import load_idata
+    from bayesmetal.cli import fit_main
+    from tests.fakesampler import use_fake_sampler
+
+    use_fake_sampler(monkeypatch)
+    original = survey_adjust.adjust
+
+    def singular(*args):
+        raise np.linalg.LinAlgError("Singular matrix")
+
+    monkeypatch.setattr(survey_adjust, "adjust", singular)
+    out = tmp_path / "run"
+    assert fit_main([_survey_table_config(tmp_path), "--out", str(out)]) == 3
+    assert "Singular matrix" in (out / "summaries_failed.txt").read_text()
+    assert "pseudo_posterior" not in load_idata(str(out / "idata.nc")).groups()
+    monkeypatch.setattr(survey_adjust, "adjust", original)
     assert fit_main(["--summarise", str(out)]) == 0

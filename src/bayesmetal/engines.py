@@ -30,13 +30,15 @@ EXTENDERS: dict[str, Callable[[Fit, InferenceData, SamplerSpec], InferenceData]]
 }
 
 
-def sample(
-    fit: Fit, sampler: SamplerSpec, seed_offset: int = 0, survey: SurveyWeights | None = None
-) -> InferenceData:
-    """The fit's posterior from its engine (seed + seed_offset for the i-th fit of a run);
-    with a `survey` design, the pseudo-posterior adjusted to its design-based spread."""
-    idata = ENGINES[fit.engine](fit, sampler, seed_offset)
-    if survey is None:
+def sample(fit: Fit, sampler: SamplerSpec, seed_offset: int = 0) -> InferenceData:
+    """The fit's posterior from its engine (seed + seed_offset for the i-th fit of a run)."""
+    return ENGINES[fit.engine](fit, sampler, seed_offset)
+
+
+def survey_adjusted(fit: Fit, idata: InferenceData, survey: SurveyWeights | None) -> InferenceData:
+    """The fit's pseudo-posterior adjusted to the survey design's spread (`survey_adjust`);
+    unchanged without a design, or when already adjusted (it keeps `pseudo_posterior`)."""
+    if survey is None or survey_adjust.UNADJUSTED in idata.groups():
         return idata
     if fit.engine != PYMC:
         raise ConfigError(f"fit {fit.label!r}: the {fit.engine} engine takes no survey weights")

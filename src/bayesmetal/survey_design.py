@@ -170,4 +170,10 @@ def survey_frame(
             "in_domain": in_domain[positive].to_numpy(bool),
         }
     )
+    lonely = frame.groupby("stratum")["psu"].nunique().loc[lambda n: n < 2]
+    if len(lonely):
+        raise DataError(
+            f"survey design: stratum {lonely.index[0]!r} of {strata_variable} has a single PSU "
+            "among persons with a positive weight; its variance cannot be estimated"
+        )
     return SurveyFrame(frame, weight_variable, strata_variable, psu_variable)

@@ -146,6 +146,8 @@ def summarise(plan_: Plan, idatas: dict[str, InferenceData]) -> Results:
     """Diagnostics, the model's tables and figures, and rank plots, once every posterior is
     checked against its fit's contract."""
     config = plan_.config
+    survey = plan_.design.survey
+    idatas = {f.label: engines.survey_adjusted(f, idatas[f.label], survey) for f in plan_.fits}
     for fit in plan_.fits:
         check_posterior(idatas[fit.label], fit)
     checks = pd.concat(
@@ -200,7 +202,8 @@ def fit_design(
     resolved = prior_lib.resolve(defaults, priors or {}, spec.name)
     fits = registry.definition(spec).fits(design, spec, resolved, sampler.seed)
     return fits, {
-        fit.label: engines.sample(fit, sampler, i, design.survey) for i, fit in enumerate(fits)
+        fit.label: engines.survey_adjusted(fit, engines.sample(fit, sampler, i), design.survey)
+        for i, fit in enumerate(fits)
     }
 
 
@@ -209,8 +212,12 @@ def sample_fits(plan_: Plan) -> dict[str, InferenceData]:
     its summaries read (store_data)."""
     idatas = {}
     for i, fit in enumerate(plan_.fits):
-        idatas[fit.label] = engines.sample(fit, plan_.config.sampler, i, plan_.design.survey)
+        idatas[fit.label] = engines.sample(fit, plan_.config.sampler, i)
         store_data(plan_, fit, idatas[fit.label])
+        try:  # a failed adjustment must not lose the draws: summarise retries and reports it
+            idatas[fit.label] = engines.survey_adjusted(fit, idatas[fit.label], plan_.design.survey)
+        except (ArithmeticError, ValueError, np.linalg.LinAlgError):
+            pass
     return idatas
 
 
