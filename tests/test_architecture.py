@@ -29,17 +29,19 @@ LAYERS = {
         "tabular",
         "extract",
         "simulate",
+        "survey_design",
     ],
     "design": ["design"],
     "declarations": ["families", "models.contract", "bkmr.kernel", "bkmr.priors"]
     + ["bkmr.posterior"],
-    "inference": ["sampling", "bkmr.sampler", "bkmr.inclusion", "bkmr.engine", "engines"],
+    "inference": ["sampling", "bkmr.sampler", "bkmr.inclusion", "bkmr.engine", "engines"]
+    + ["survey_adjust"],
     "results": ["diagnostics", "summaries.posterior", "summaries.glm", "summaries.bwqs"]
     + ["summaries.bkmr", "summaries.describe"],
     "models": ["models.glm", "models.bwqs", "models.bkmr", "models.qgcomp", "models.registry"],
     "loading": ["config", "stages"],
     "output": ["runs", "compare", "terminal"],
-    "orchestration": ["workflow", "benchmark", "bkmr.simulate", "bkmr.bench"]
+    "orchestration": ["workflow", "benchmark", "bkmr.simulate", "bkmr.bench", "survey_simulation"]
     + [f"calibration.{m}" for m in ("ranks", "bkmr", "pymc_models", "plots")]
     + [f"calibration.{m}" for m in ("prior_recovery", "reference", "runner")],
     "cli": ["cli"],

@@ -295,3 +295,105 @@ def test_real_run_folders_of_fit_py(tmp_path, monkeypatch, capsys):
     assert table["item"].tolist() == ["e1", "e2"]
     assert set(table["quantity"]) == {"effect (beta)"}
     assert table[["estimate [main]", "estimate [alt]"]].notna().all().all()
+
+
+def new_effects(rows, measure="beta"):
+    """GLM effects as fit.py writes them now: estimate (the median), estimate_is, mean."""
+    return [
+        {"fit": "multi", "term": t, "measure": measure, "estimate": med, "estimate_is": "median"}
+        | {"mean": mean, "median": med, "lower": lo, "upper": hi}
+        for t, med, mean, lo, hi in rows
+    ]
+
+
+def test_an_old_run_is_compared_with_a_new_one_on_the_statistic_both_report(tmp_path):
+    """An old GLM table's beta `estimate` is the mean, a new one's the median: compared on
+    the mean, which both have, and said so."""
+    old = fake_run(tmp_path / "old", config(model="glm"), effects=effects([("Pb", 0.20, 0.1, 0.3)]))
+    new = fake_run(
+        tmp_path / "new",
+        config(model="glm"),
+        effects=new_effects([("Pb", 0.15, 0.21, 0.1, 0.3)]),
+    )
+    result = cmp.compare([old, new])
+    row = result.table.set_index(["quantity", "item"]).loc[("effect (beta)", "Pb")]
+    assert row["statistic"] == "mean"
+    assert row["estimate [old]"] == 0.20 and row["estimate [new]"] == 0.21  # not the median
+    text = result.text()
+    assert "effect (beta): compared on the posterior mean" in text
+    assert "old mean, new median" in text
+    # two new runs: their own point estimate (the median), without a note
+    again = fake_run(
+        tmp_path / "again",
+        config(model="glm"),
+        effects=new_effects([("Pb", 0.12, 0.2, 0.0, 0.3)]),
+    )
+    result = cmp.compare([new, again])
+    row = result.table.set_index(["quantity", "item"]).loc[("effect (beta)", "Pb")]
+    assert row["statistic"] == "median" and row["estimate [again]"] == 0.12
+    assert "compared on the posterior" not in result.text()
+
+
+def curve_rows(**columns):
+    return [
+        {"variable": "Pb", "z": z, "concentration": np.exp(z), "lower": -1.0, "upper": 1.0}
+        | {name: value[k] for name, value in columns.items()}
+        for k, z in enumerate(np.linspace(-1, 1, 3))
+    ]
+
+
+def test_old_bkmr_curves_in_est_are_compared_on_the_mean(tmp_path):
+    pips = [{"variable": "Pb", "pip": 0.6}]
+    old = fake_run(
+        tmp_path / "old", config(model="bkmr"), pips=pips, univariate=curve_rows(est=[0, 1, 2])
+    )
+    new = fake_run(
+        tmp_path / "new",
+        config(model="bkmr"),
+        pips=pips,
+        univariate=curve_rows(
+            estimate=[0.5, 1.5, 2.5], estimate_is=["median"] * 3, mean=[0.1, 1.1, 2.1]
+        ),
+    )
+    result = cmp.compare([old, new])
+    assert result.curves["estimate [new]"].tolist() == [0.1, 1.1, 2.1]
+    assert set(result.curves["statistic"]) == {"mean"}
+    assert "h curve: compared on the posterior mean" in result.text()
+    # without a mean in the new run there is nothing alike: compared as they are, and said so
+    bare = fake_run(
+        tmp_path / "bare",
+        config(model="bkmr"),
+        pips=pips,
+        univariate=curve_rows(estimate=[0.5, 1.5, 2.5], estimate_is=["median"] * 3),
+    )
+    result = cmp.compare([old, bare])
+    assert result.curves["estimate [bare]"].tolist() == [0.5, 1.5, 2.5]
+    assert "not like with like" in result.text()
+
+
+def test_headline_quantities_are_chosen_by_model(tmp_path):
+    psi = [{"parameter": "psi", "model": "conditional", "mean": 0.1, "median": 0.09}]
+    psi[0] |= {"lower": 0.0, "upper": 0.2}
+    qgcomp_weights = [
+        {"exposure": "Pb", "weight": 0.7, "weight_mean": 0.6, "beta_mean": 0.05}
+        | {"weight_lower": 0.2, "weight_upper": 0.9, "beta_lower": 0.0, "beta_upper": 0.1}
+    ]  # no `side` column: still qgcomp's weights, by the model's name
+    a = fake_run(tmp_path / "a", config(model="qgcomp"), psi=psi, weights=qgcomp_weights)
+    b = fake_run(tmp_path / "b", config(model="qgcomp"), psi=psi, weights=qgcomp_weights)
+    table = cmp.compare([a, b]).table
+    assert list(dict.fromkeys(table["quantity"])) == [
+        *("psi", "qgcomp weight", "qgcomp beta (per quantile)"),
+    ]
+    assert table.set_index("quantity").loc["qgcomp weight", "statistic"] == "plug-in"
+    assert set(cmp.HEADLINES) == set(cmp.READERS) == {"bkmr", "bwqs", "glm", "qgcomp"}
+    # a table the model does not report is not compared (a GLM run folder's stray weights)
+    glm_a = fake_run(
+        tmp_path / "glm_a",
+        config(model="glm"),
+        effects=effects([("Pb", 0.2, 0.1, 0.3)]),
+        weights=weights([0.5, 0.3, 0.2]),
+    )
+    glm_b = fake_run(
+        tmp_path / "glm_b", config(model="glm"), effects=effects([("Pb", 0.1, 0.0, 0.3)])
+    )
+    assert set(cmp.compare([glm_a, glm_b]).table["quantity"]) == {"effect (beta)"}

@@ -2,6 +2,8 @@
 with a rug and 95% bands, effect axes that never magnify noise, one colour per exposure in
 every figure, readable rank plots, and every figure written as PNG and SVG."""
 
+import warnings
+
 import matplotlib
 import numpy as np
 import pandas as pd
@@ -66,7 +68,7 @@ def test_curves_over_concentration_in_its_unit_with_rug_and_bands():
         curves(),
         "lumbar_bmd",
         concentrations=observed(),
-        units={"Pb": "ug/dL"},
+        units={"Pb": "ug/dL", "lumbar_bmd": "g/cm²"},
         min_half_span=0.05,
     )
     axes = [ax for ax in figure.axes if ax.get_visible()]
@@ -77,9 +79,9 @@ def test_curves_over_concentration_in_its_unit_with_rug_and_bands():
         assert len(ax.get_lines()) >= 3  # the curve, zero, the rug
         low, high = ax.get_ylim()
         assert low <= -0.05 and high >= 0.05  # a null (band of 1e-4) is not magnified
-    assert axes[0].get_xlabel().startswith("Pb (ug/dL")
+    assert axes[0].get_xlabel().startswith("Pb (µg/dL)")  # the file's 'ug' shown as µg
     assert plots.UNKNOWN_UNIT in axes[1].get_xlabel()  # no unit known: said so
-    assert axes[0].get_ylabel().startswith("change in lumbar_bmd")
+    assert axes[0].get_ylabel().startswith("change in lumbar_bmd (g/cm²)")
 
 
 def test_the_axis_grows_beyond_the_minimum_span_for_real_effects():
@@ -169,3 +171,86 @@ def test_rank_plot_lists_spikes_instead_of_drawing_one_bar():
     assert "r[Cd]" not in labels and "r[Mn]" not in labels
     note = " ".join(t.get_text() for t in figure.texts)
     assert "r[Cd] = 0 in 99.25% of draws" in note and "r[Mn] = 0 in 100% of draws" in note
+
+
+def test_units_are_shown_in_the_display_form():
+    assert plots.display_unit("ug/dL") == "µg/dL"
+    assert plots.display_unit("umol/L") == "µmol/L"
+    assert plots.display_unit("mg/dL") == "mg/dL" and plots.display_unit("g/cm^2") == "g/cm²"
+    assert plots.outcome_label("y", {"y": "g/cm²"}) == "y (g/cm²)"
+    assert plots.outcome_label("y", {}) == "y"
+    assert plots.outcome_label("y", {"y": "g/cm²"}, "probit") == "y (probit scale)"
+
+
+def bivariate_table() -> pd.DataFrame:
+    rows = []
+    for q in (0.25, 0.5, 0.75):
+        for c in np.geomspace(0.1, 10, NGRID):
+            rows.append(
+                {
+                    "variable1": "Pb",
+                    "variable2": "Cd",
+                    "quantile2": q,
+                    "estimate": 0.8,
+                    "lower": 0.79,
+                    "upper": 0.81,
+                    "change": 1e-5,
+                    "change_lower": 0.0,
+                    "change_upper": 2e-5,
+                    "concentration1": c,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def test_every_bkmr_axis_with_a_concentration_or_the_outcome_names_its_unit():
+    units = {"Pb": "ug/dL", "Cd": "ug/L", "bmd": "g/cm²"}
+    bivariate = plots.bivariate_levels(bivariate_table(), "bmd", units=units)
+    assert bivariate.axes[0].get_xlabel().startswith("Pb (µg/dL)")
+    assert bivariate.axes[0].get_ylabel().startswith("change in bmd (g/cm²)")
+    overall = pd.DataFrame(
+        {"quantile": [0.25, 0.5], "estimate": [0.0, 0.1], "lower": [-1, 0], "upper": [1, 2]}
+    )
+    risk = plots.risk_plot(overall, "quantile", "overall", outcome="bmd", units=units)
+    assert risk.axes[0].get_ylabel().startswith("change in bmd (g/cm²)")
+    single = plots.single_var_risk_plot(risks(), outcome="bmd", units=units)
+    assert single.axes[0].get_xlabel().startswith("change in bmd (g/cm²)")
+    # a latent scale has no outcome unit
+    probit = plots.risk_plot(overall, "quantile", "o", outcome="bmd", units=units, scale="probit")
+    assert probit.axes[0].get_ylabel().startswith("change in bmd (probit scale)")
+
+
+def effects_table(measure: str = "beta") -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "fit": "multi",
+            "term": ["Pb", "Cd"],
+            "measure": measure,
+            "estimate": [0.1, -0.2],
+            "lower": [0.0, -0.4],
+            "upper": [0.2, 0.1],
+            "ci_prob": 0.95,
+        }
+    )
+
+
+def test_the_glm_forest_names_the_outcome_and_its_unit_on_a_beta_axis():
+    figure = plots.forest(effects_table(), outcome="bmd", units={"bmd": "g/cm²"})
+    assert figure.axes[0].get_xlabel() == "beta: change in bmd (g/cm²) (95% credible interval)"
+    ratio = effects_table("odds ratio").assign(estimate=[1.1, 0.9], lower=0.8, upper=1.3)
+    figure = plots.forest(ratio, outcome="bmd", units={"bmd": "g/cm²"})
+    assert figure.axes[0].get_xlabel() == "odds ratio (95% credible interval)"  # no unit
+
+
+@pytest.mark.parametrize("chains", [1, 2])
+def test_one_draw_per_chain_draws_a_rank_plot_without_warnings(chains):
+    """Chains of one draw each (a plumbing run) set a trace axis from 0 to 0: matplotlib's
+    'identical low and high xlims' warning. (Two chains of one draw differ, so they are drawn.)"""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ArviZ's 'more chains than draws' about the input
+        idata = from_chains({"lambda": np.arange(1.0, chains + 1).reshape(chains, 1)}, {}, {})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        figure = rank_plot(idata, ["lambda"])
+    drawn = [ax for ax in figure.axes if ax.get_ylabel() == "lambda"]
+    assert len(drawn) == (chains > 1)

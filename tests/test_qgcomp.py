@@ -17,8 +17,10 @@ import pandas as pd
 import pytest
 import statsmodels.api as sm
 import yaml
+from matplotlib import pyplot as plt
+from matplotlib.colors import to_hex
 
-from bayesmetal import workflow
+from bayesmetal import plots, workflow
 from bayesmetal.arviz_api import convergence_table
 from bayesmetal.config import load_config
 from bayesmetal.design import make_design
@@ -398,3 +400,24 @@ def test_workflow_runs_a_qgcomp_config(tmp_path, monkeypatch, family, degree, ta
             part = weights.loc[weights["side"] == side, "weight"]
             assert part.empty or part.sum() == pytest.approx(1.0)
     assert "psi" in set(results.diagnostics["parameter"])
+
+
+def test_qgcomp_figures_use_exposure_colours_and_name_the_outcome_unit(tmp_path, monkeypatch):
+    use_fake_sampler(monkeypatch)
+    path = write_config(tmp_path, {"name": "qgcomp", "summaries": {"gcomp_draws": 20}})
+    config = yaml.safe_load(path.read_text())
+    config["table"]["units"] = {"y": "g/cm^2", "e1": "ug/dL"}
+    path.write_text(yaml.safe_dump(config))
+    plan = workflow.plan(load_config(path))
+    results = workflow.summarise(plan, workflow.sample_fits(plan))
+    gcomp = results.figures["gcomp"].axes[0]
+    assert gcomp.get_ylabel() == "mean outcome of y (g/cm²)"
+    colours = plots.exposure_colours(plan.design.exposures)
+    weights = results.tables["weights"]
+    drawn = {}
+    for ax, side in zip(results.figures["weights"].axes, ("negative", "positive"), strict=True):
+        names = weights.loc[weights["side"] == side].sort_values("weight")["exposure"]
+        bars = ax.patches[: len(names)]  # barh's bars, in the order drawn
+        drawn |= {n: to_hex(b.get_facecolor()) for n, b in zip(names, bars, strict=True)}
+    assert drawn == {n: colours[n] for n in weights["exposure"]}
+    plt.close("all")

@@ -169,7 +169,10 @@ def test_survey_run_on_a_table_is_adjusted_saved_and_summarised_again(
     idata = load_idata(str(out / "idata.nc"))
     assert "pseudo_posterior" in idata.groups()
     assert not np.allclose(idata.posterior["beta"], idata.pseudo_posterior["beta"])
-    assert "strata stratum (6), PSUs cluster (12), design df 6" in capsys.readouterr().out
+    said = "strata stratum (6), PSUs cluster (12), design df 6"
+    assert said in capsys.readouterr().out
+    page = (out / "report.html").read_text()
+    assert said in page and "weighted, design-adjusted posterior" in page
     assert fit_main(["--summarise", str(out)]) == 0
 
 

@@ -15,13 +15,15 @@ import pytest
 import yaml
 from rich.console import Console
 
+from bayesmetal import diagnostics
 from bayesmetal.arviz_api import convergence_table, from_chains
 from bayesmetal.bkmr.priors import DEFAULT_PRIORS
 from bayesmetal.bkmr.sampler import BkmrData, report_every, sample_chains
 from bayesmetal.cli import fit_main
+from bayesmetal.design import make_design
 from bayesmetal.progress import ChainBars
 from bayesmetal.quiet import quiet_dependencies
-from bayesmetal.terminal import compact
+from bayesmetal.terminal import compact, design_notes, uses_quantiles
 
 from .conftest import ROOT
 from .fakesampler import use_fake_sampler
@@ -48,7 +50,7 @@ def test_end_summary_fits_on_a_screen_with_verdict_and_headline(glm_run, capsys)
     assert len(lines) <= SCREEN, out
     assert lines[0].startswith("n = 200 at start -> 200 analysed")
     assert "CONVERGED" in out  # prior draws as a posterior: not converged, and says which
-    assert "effects (fit: multi, measure: beta):" in out
+    assert "effects (fit: multi, measure: beta, estimate: posterior median):" in out
     header = next(line for line in lines if line.strip().startswith("term"))
     assert header.split() == ["term", "estimate", "95%", "interval"]
     assert any(line.split()[0] == "e1" and "[" in line for line in lines[1:] if line.strip())
@@ -206,3 +208,59 @@ def test_quiet_block_restores_filters_and_levels():
         assert warnings.filters != before
         assert logging.getLogger("pymc").level >= logging.WARNING
     assert warnings.filters == before and logging.getLogger("pymc").level == level
+
+
+def short_of_ess(sampler: str | None) -> pd.DataFrame:
+    table = pd.DataFrame(
+        {
+            "fit": ["f", "f"],
+            "parameter": ["beta[e1]", "intercept"],
+            "rhat": [1.0, 1.0],
+            "ess_bulk": [200.0, 900.0],
+            "ess_tail": [250.0, 900.0],
+            "divergences": [0, 0],
+            "problems": ["ESS 200 < 400", ""],
+            "ok": [False, True],
+        }
+    )
+    return table if sampler is None else table.assign(sampler=sampler)
+
+
+@pytest.mark.parametrize("sampler", ["pymc", "nutpie", "fake (prior draws)"])
+def test_verdict_suggests_more_draws_not_extend_where_the_engine_cannot_continue(sampler):
+    line = diagnostics.verdict(short_of_ess(sampler), draws=1000, min_ess=400)
+    assert "raise sampler.draws to about 2400" in line and "fit again" in line
+    assert "--extend" not in line
+
+
+def test_verdict_suggests_extend_where_the_engine_can_continue():
+    line = diagnostics.verdict(short_of_ess("bkmr-gibbs"), draws=1000, min_ess=400)
+    assert "--extend RUN --set sampler.draws=1400" in line and "fit again" not in line
+
+
+def test_diagnostics_name_the_sampler_of_each_fit(glm_run, capsys):
+    """A GLM run's end summary never offers --extend (PyMC cannot continue a run)."""
+    assert fit_main(glm_run) == 0
+    out = capsys.readouterr().out
+    assert "--extend" not in out
+    table = pd.read_csv("run/diagnostics.csv")
+    assert set(table["sampler"]) == {"fake (prior draws)"}
+
+
+def test_quantile_notes_only_for_models_that_use_quantile_scores():
+    from bayesmetal.models.bkmr import BkmrSpec
+    from bayesmetal.models.bwqs import BwqsSpec
+    from bayesmetal.models.glm import GlmSpec
+    from bayesmetal.models.qgcomp import QgcompSpec
+
+    frame, _ = glm_frame(60, "gaussian", seed=1)
+    frame["e1"] = np.where(frame["e1"] < frame["e1"].quantile(0.6), 0.05, frame["e1"])  # LOD
+    design = make_design(frame, "y", "gaussian", ["e1", "e2"], ["age"], 4, id_column="none")
+    quantile_note = "e1: 2 distinct quantile groups (ties at the LOD)"
+    assert quantile_note in design.notes
+    for spec in (GlmSpec(name="glm"), BwqsSpec(name="bwqs"), QgcompSpec(name="qgcomp")):
+        assert uses_quantiles(spec) and quantile_note in design_notes(design.notes, spec)
+    bkmr = BkmrSpec(name="bkmr")
+    assert not uses_quantiles(bkmr)
+    other = "a note on something else"
+    assert design_notes([*design.notes, other], bkmr) == [other]

@@ -227,7 +227,7 @@ def rank_plot(
                 ranks.hlines(c + 0.45, bins[0], bins[-1], color="black", lw=0.5, ls="--")
             trace.set_ylabel(label, fontsize=8, rotation=0, ha="right", va="center")
             trace.tick_params(labelsize=7)
-            trace.set_xlim(0, draws - 1)
+            trace.set_xlim(0, max(draws - 1, 1))  # one draw: no zero-width axis
             ranks.set_yticks(np.arange(chains) + 0.45, [str(c) for c in range(chains)])
             ranks.tick_params(labelsize=7)
             ranks.set_xlim(bins[0], bins[-1])

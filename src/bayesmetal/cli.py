@@ -369,7 +369,7 @@ def _fit(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     """The body of `fit_main`, with its arguments parsed."""
     from bayesmetal import workflow
     from bayesmetal.runs import write_posterior
-    from bayesmetal.terminal import flow_line
+    from bayesmetal.terminal import design_notes, flow_line
 
     if args.summarise:
         if args.config or args.set or args.extend or args.dry_run or args.out:
@@ -381,7 +381,7 @@ def _fit(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     planned = workflow.plan(config, Path(args.data_dir) if args.data_dir else None)
     flow = planned.table.flow
     print(flow.to_string(index=False) + "\n" if args.verbose else flow_line(flow))
-    for note in planned.design.notes:
+    for note in design_notes(planned.design.notes, config.model):
         print(f"note: {note}")
     print(flush=True)  # sampling starts after this empty line
     if args.dry_run:

@@ -4,6 +4,13 @@ largest weight, an h curve whose interval leaves zero).
 
 Reads only what a run folder holds (`config.resolved.yaml` and the CSV tables), never the data
 or the posterior; writes a new folder atomically, never into a run folder.
+
+What is compared is chosen by the run's model (`HEADLINES`, its config's `model.name`; by the
+tables present only for a model it does not know). Like is compared with like: each quantity is
+compared on one statistic in every run (`choose_statistic`): the runs' own point estimate where
+they agree on what it is (the median of an `estimate` column with `estimate_is`; the mean of an
+old table's `est` ...), else the posterior mean or median that every run reports, else each
+run's own, said in a note. The table's `statistic` column names the one used.
 """
 
 from __future__ import annotations
@@ -25,12 +32,20 @@ from matplotlib.ticker import NullFormatter
 from bayesmetal.errors import BayesmetalError
 from bayesmetal.runs import FAILURE_FILE, RUN_MARKER, atomic_folder, is_run_folder, save_figure
 
-# the CSV tables whose rows are compared (the headline quantities of each model)
+# the headline quantities per model, the CSV tables they are read from (BKMR's univariate.csv
+# is its h curves, compared point by point in `curves`)
+HEADLINES = {
+    "bkmr": ("pips", "univariate"),
+    "bwqs": ("weights", "index_effects"),
+    "glm": ("effects",),
+    "qgcomp": ("psi", "weights"),
+}
+# every CSV table compare reads
 HEADLINE_FILES = ("pips", "weights", "index_effects", "effects", "psi", "univariate")
 # config keys that do not change a result: where it was written and how it was called
 IGNORED_KEYS = ("source", "output", "provenance.config_file", "provenance.overrides")
 IGNORED_KEYS += ("sampler.progressbar",)
-ESTIMATE_COLUMNS = ("estimate", "mean", "median", "est")
+STATISTICS = ("mean", "median")  # shared statistics a quantity falls back on, in this order
 ABSENT = "(absent)"
 PIP_CUT = 0.5
 
@@ -171,25 +186,61 @@ def _pick(table: pd.DataFrame, names: Iterable[str]) -> pd.Series:
     return pd.Series(np.nan, index=table.index)
 
 
-def _rows(quantity: str, items: Iterable[str], table: pd.DataFrame, **columns: Any) -> pd.DataFrame:
+def _rows(
+    quantity: str,
+    items: Iterable[str],
+    table: pd.DataFrame,
+    own_is: str | pd.Series = "",
+    **columns: Any,
+) -> pd.DataFrame:
+    """One row per item: `own_estimate` (the table's point estimate; `own_is` names its
+    statistic), `mean` and `median` where known, the interval, the null and `within`."""
     frame = pd.DataFrame({"quantity": quantity, "item": list(items)}, index=table.index)
-    for name in ("estimate", "lower", "upper", "null"):
+    for name in ("own_estimate", "mean", "median", "lower", "upper", "null"):
         value = columns.get(name, np.nan)
         frame[name] = value if not isinstance(value, pd.Series) else value.to_numpy()
+    frame["own_is"] = own_is if not isinstance(own_is, pd.Series) else own_is.to_numpy()
+    for name in STATISTICS:  # the point estimate is the mean (or median) where it says so
+        frame[name] = frame[name].where(frame[name].notna() | (frame["own_is"] != name))
+        frame[name] = frame[name].fillna(frame["own_estimate"].where(frame["own_is"] == name))
     frame["within"] = columns.get("within", "")
     return frame.reset_index(drop=True)
+
+
+def point_estimate(table: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """The table's point estimate and which statistic it is: `estimate` with its
+    `estimate_is`; the `estimate` of a GLM effects table written before it had `estimate_is`
+    (the mean of beta, the median of a ratio); `est` of older tables (the mean); else `mean`,
+    else `median`."""
+    if "estimate" in table.columns:
+        if "estimate_is" in table.columns:
+            statistic = _text(table, "estimate_is")
+        elif "measure" in table.columns:
+            statistic = _text(table, "measure").map(
+                lambda m: "mean" if m in ("", "beta") else "median"
+            )
+        else:
+            statistic = pd.Series("estimate", index=table.index)
+        return _pick(table, ["estimate"]), statistic
+    for name, statistic in (("est", "mean"), ("mean", "mean"), ("median", "median")):
+        if name in table.columns:
+            return _pick(table, [name]), pd.Series(statistic, index=table.index)
+    return pd.Series(np.nan, index=table.index), pd.Series("", index=table.index)
 
 
 def _interval_rows(
     quantity: str, items: Iterable[str], table: pd.DataFrame, **columns: Any
 ) -> pd.DataFrame:
-    """`_rows` with the table's point estimate and interval columns."""
+    """`_rows` with the table's point estimate, mean, median and interval columns."""
+    own, own_is = point_estimate(table)
     picked = {
-        "estimate": _pick(table, ESTIMATE_COLUMNS),
+        "own_estimate": own,
+        "mean": _pick(table, ["mean"]),
+        "median": _pick(table, ["median"]),
         "lower": _pick(table, ["lower"]),
         "upper": _pick(table, ["upper"]),
     }
-    return _rows(quantity, items, table, **picked, **columns)
+    return _rows(quantity, items, table, own_is, **picked, **columns)
 
 
 def _qualified(table: pd.DataFrame, column: str, qualifier: str, template: str) -> list[str]:
@@ -204,80 +255,116 @@ def _text(table: pd.DataFrame, column: str) -> pd.Series:
     return table[column].map(lambda value: "" if pd.isna(value) else str(value))
 
 
-def headline(run: Run) -> pd.DataFrame:
-    """The run's scalar headline quantities, one row each (h curves: `curves`)."""
+def _pips(pips: pd.DataFrame) -> list[pd.DataFrame]:
+    """BKMR: a PIP per exposure (and per group with hierarchical selection)."""
+    parts = [_rows("PIP", _text(pips, "variable"), pips, "pip", own_estimate=_pick(pips, ["pip"]))]
+    if "group_pip" in pips.columns:
+        groups = pips.drop_duplicates("group")
+        items = _text(groups, "group")
+        parts.append(_rows("group PIP", items, groups, "pip", own_estimate=groups["group_pip"]))
+    return parts
+
+
+def _bwqs_weights(weights: pd.DataFrame) -> list[pd.DataFrame]:
+    """BWQS: each weight (per index where there are two)."""
+    index = _text(weights, "index")
+    items = [
+        e if i in ("", "w") else f"{i}: {e}"
+        for i, e in zip(index, _text(weights, "exposure"), strict=True)
+    ]
+    return [_interval_rows("weight", items, weights, within=index)]
+
+
+def _index_effects(effects: pd.DataFrame) -> list[pd.DataFrame]:
+    """BWQS: b1 (per group; b1_pos and b1_neg)."""
+    items = _qualified(effects, "parameter", "group", "{} [{}]")
+    return [_interval_rows("index effect", items, effects, null=0.0)]
+
+
+def _effects(effects: pd.DataFrame) -> list[pd.DataFrame]:
+    """GLM: each term's effect, one quantity per measure (beta, odds or rate ratio)."""
+    terms, fits = _text(effects, "term"), _text(effects, "fit")
+    unique = not terms.duplicated().any()
+    items = [t if unique or f in t else f"{f}: {t}" for f, t in zip(fits, terms, strict=True)]
+    measures = _text(effects, "measure").replace("", "beta")
     parts = []
-    tables = run.tables
-    if "pips" in tables:
-        pips = tables["pips"]
-        parts.append(_rows("PIP", _text(pips, "variable"), pips, estimate=_pick(pips, ["pip"])))
-        if "group_pip" in pips.columns:
-            groups = pips.drop_duplicates("group")
-            parts.append(
-                _rows("group PIP", _text(groups, "group"), groups, estimate=groups["group_pip"])
-            )
-    weights = tables.get("weights")
-    if weights is not None and "side" in weights.columns:  # qgcomp
-        parts.append(
-            _rows(
-                "qgcomp weight",
-                _text(weights, "exposure"),
-                weights,
-                estimate=_pick(weights, ["weight", "weight_mean"]),
-                lower=_pick(weights, ["weight_lower"]),
-                upper=_pick(weights, ["weight_upper"]),
-                within=_text(weights, "side"),
-            )
-        )
-        parts.append(
-            _rows(
-                "qgcomp beta (per quantile)",
-                _text(weights, "exposure"),
-                weights,
-                estimate=_pick(weights, ["beta_mean", "beta_median"]),
-                lower=_pick(weights, ["beta_lower"]),
-                upper=_pick(weights, ["beta_upper"]),
-                null=0.0,
-            )
-        )
-    elif weights is not None:  # BWQS
-        index = _text(weights, "index")
-        items = [
-            e if i in ("", "w") else f"{i}: {e}"
-            for i, e in zip(index, _text(weights, "exposure"), strict=True)
-        ]
+    for measure in dict.fromkeys(measures):
+        chosen = np.flatnonzero(measures == measure)
         parts.append(
             _interval_rows(
-                "weight",
-                items,
-                weights,
-                within=index,
+                f"effect ({measure})",
+                [items[i] for i in chosen],
+                effects[(measures == measure).to_numpy()],
+                null=1.0 if "ratio" in measure else 0.0,
             )
         )
-    if "index_effects" in tables:
-        effects = tables["index_effects"]
-        items = _qualified(effects, "parameter", "group", "{} [{}]")
-        parts.append(_interval_rows("index effect", items, effects, null=0.0))
-    if "effects" in tables:
-        effects = tables["effects"]
-        terms, fits = _text(effects, "term"), _text(effects, "fit")
-        unique = not terms.duplicated().any()
-        items = [t if unique or f in t else f"{f}: {t}" for f, t in zip(fits, terms, strict=True)]
-        measures = _text(effects, "measure").replace("", "beta")
-        for measure in dict.fromkeys(measures):
-            rows = effects[measures == measure]
-            parts.append(
-                _interval_rows(
-                    f"effect ({measure})",
-                    [items[i] for i in np.flatnonzero(measures == measure)],
-                    rows,
-                    null=1.0 if "ratio" in measure else 0.0,
-                )
-            )
-    if "psi" in tables:
-        psi = tables["psi"]
-        items = _qualified(psi, "parameter", "model", "{} ({})")
-        parts.append(_interval_rows("psi", items, psi, null=0.0))
+    return parts
+
+
+def _psi(psi: pd.DataFrame) -> list[pd.DataFrame]:
+    """qgcomp: psi (conditional, partial sums, MSMs)."""
+    items = _qualified(psi, "parameter", "model", "{} ({})")
+    return [_interval_rows("psi", items, psi, null=0.0)]
+
+
+def _qgcomp_weights(weights: pd.DataFrame) -> list[pd.DataFrame]:
+    """qgcomp: the plug-in weights (side by side) and each exposure's beta per quantile."""
+    exposures = _text(weights, "exposure")
+    plugin = "weight" in weights.columns
+    return [
+        _rows(
+            "qgcomp weight",
+            exposures,
+            weights,
+            "plug-in" if plugin else "mean",
+            own_estimate=_pick(weights, ["weight", "weight_mean"]),
+            mean=_pick(weights, ["weight_mean"]),
+            lower=_pick(weights, ["weight_lower"]),
+            upper=_pick(weights, ["weight_upper"]),
+            within=_text(weights, "side"),
+        ),
+        _rows(
+            "qgcomp beta (per quantile)",
+            exposures,
+            weights,
+            "mean",
+            own_estimate=_pick(weights, ["beta_mean"]),
+            lower=_pick(weights, ["beta_lower"]),
+            upper=_pick(weights, ["beta_upper"]),
+            null=0.0,
+        ),
+    ]
+
+
+# how each model's headline tables become rows (univariate: `curves`)
+READERS = {
+    "bkmr": {"pips": _pips},
+    "bwqs": {"weights": _bwqs_weights, "index_effects": _index_effects},
+    "glm": {"effects": _effects},
+    "qgcomp": {"psi": _psi, "weights": _qgcomp_weights},
+}
+
+
+def _guessed_readers(tables: Mapping[str, pd.DataFrame]) -> dict[str, Any]:
+    """For a model compare does not know: readers by the tables present (a weights table
+    with a `side` column is qgcomp's)."""
+    found: dict[str, Any] = {"pips": _pips, "index_effects": _index_effects}
+    found |= {"effects": _effects, "psi": _psi}
+    weights = tables.get("weights")
+    if weights is not None:
+        found["weights"] = _qgcomp_weights if "side" in weights.columns else _bwqs_weights
+    return {name: reader for name, reader in found.items() if name in tables}
+
+
+def headline(run: Run) -> pd.DataFrame:
+    """The run's scalar headline quantities, one row each (h curves: `curves`), read as its
+    model reports them (`READERS`): quantity, item, own_estimate and own_is (the table's point
+    estimate and its statistic), mean, median, lower, upper, null, within."""
+    readers = READERS.get(run.model) or _guessed_readers(run.tables)
+    parts = []
+    for name, reader in readers.items():
+        if name in run.tables:
+            parts += reader(run.tables[name])
     if not parts:
         return _rows("", [], pd.DataFrame())
     return pd.concat(parts, ignore_index=True)
@@ -289,21 +376,65 @@ def curves(run: Run) -> pd.DataFrame:
     table = run.tables.get("univariate")
     if table is None or "variable" not in table.columns:
         return pd.DataFrame(columns=["variable", "point", "z", "concentration"])
+    rows = _interval_rows("h curve", _text(table, "variable"), table)
     out = pd.DataFrame(
         {
             "variable": _text(table, "variable"),
             "z": _pick(table, ["z"]),
             "concentration": _pick(table, ["concentration"]),
-            "estimate": _pick(table, ["estimate", "est", "mean", "median"]),
-            "lower": _pick(table, ["lower"]),
-            "upper": _pick(table, ["upper"]),
         }
     )
+    for column in ("own_estimate", "own_is", "mean", "median", "lower", "upper"):
+        out[column] = rows[column].to_numpy()
     out.insert(1, "point", out.groupby("variable").cumcount())
     return out
 
 
 # alignment
+
+
+def choose_statistic(
+    frames: list[pd.DataFrame], labels: list[str], key: str = "quantity"
+) -> tuple[list[pd.DataFrame], list[str]]:
+    """Each run's rows with `estimate` and `statistic` set so that every quantity (`key`) is
+    compared on one statistic in all the runs that have it: their own point estimate where
+    they agree on which statistic it is; else the first of `STATISTICS` (mean, median) that
+    every one of them reports, with a note; else each run's own, with a note that the
+    comparison is not like with like."""
+    out = [f.assign(estimate=f["own_estimate"], statistic=f["own_is"]) for f in frames]
+    notes = []
+    quantities = dict.fromkeys(q for f in out for q in f[key])
+    for quantity in quantities:
+        having = [
+            (label, f, (f[key] == quantity).to_numpy())
+            for label, f in zip(labels, out, strict=True)
+            if (f[key] == quantity).any()
+        ]
+        own = {label: "/".join(dict.fromkeys(f.loc[m, "own_is"])) for label, f, m in having}
+        if len(set(own.values())) <= 1:
+            continue  # like with like already (or one run alone)
+        said = ", ".join(f"{label} {what or 'unknown'}" for label, what in own.items())
+        shared = next(
+            (s for s in STATISTICS if all(f.loc[m, s].notna().all() for _, f, m in having)),
+            None,
+        )
+        if shared is None:
+            mixed = " / ".join(own.values())
+            for _, f, m in having:
+                f.loc[m, "statistic"] = mixed
+            notes.append(
+                f"{quantity}: the runs' estimates are different statistics ({said}) and they "
+                "share no other: compared as they are, not like with like"
+            )
+            continue
+        for _, f, m in having:
+            f.loc[m, "estimate"] = f.loc[m, shared]
+            f.loc[m, "statistic"] = shared
+        notes.append(
+            f"{quantity}: compared on the posterior {shared}, which every run reports "
+            f"(their point estimates are not the same statistic: {said})"
+        )
+    return out, notes
 
 
 def _side_by_side(
@@ -312,7 +443,7 @@ def _side_by_side(
     """Outer-join each run's rows on `keys`, its `values` columns suffixed by the run's label,
     in the order the rows first appear."""
     merged: pd.DataFrame | None = None
-    shared = [c for c in ("null", "within") if all(c in f.columns for f in frames)]
+    shared = [c for c in ("statistic", "null", "within") if all(c in f.columns for f in frames)]
     for frame, label in zip(frames, labels, strict=True):
         part = frame[keys + values].rename(columns={v: f"{v} [{label}]" for v in values})
         merged = part if merged is None else merged.merge(part, on=keys, how="outer", sort=False)
@@ -326,25 +457,24 @@ def _side_by_side(
     return merged.drop(columns="_order").reset_index(drop=True)
 
 
-def align(runs: list[Run]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(scalar quantities, h curves) of every run side by side, with the difference of each
-    run's estimate from the first run's."""
+def align(runs: list[Run]) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """(scalar quantities, h curves) of every run side by side, each quantity on one
+    statistic in every run (`choose_statistic`, named in the `statistic` column), with the
+    difference of each run's estimate from the first run's; and the notes on the statistics."""
     labels = [r.label for r in runs]
     reference = labels[0]
-    table = _side_by_side(
-        [headline(r) for r in runs],
-        labels,
-        ["quantity", "item"],
-        ["estimate", "lower", "upper"],
-    )
+    found, notes = choose_statistic([headline(r) for r in runs], labels)
+    table = _side_by_side(found, labels, ["quantity", "item"], ["estimate", "lower", "upper"])
     for label in labels[1:]:
         table[f"difference [{label}]"] = (
             table[f"estimate [{label}]"] - table[f"estimate [{reference}]"]
         )
     found = [curves(r) for r in runs]
     if all(c.empty for c in found):
-        return table, pd.DataFrame()
+        return table, pd.DataFrame(), notes
     found = [c if not c.empty else curves_template() for c in found]
+    found, curve_notes = choose_statistic([c.assign(quantity="h curve") for c in found], labels)
+    found = [c.drop(columns="quantity") for c in found]
     side = _side_by_side(
         found, labels, ["variable", "point"], ["z", "concentration", "estimate", "lower", "upper"]
     )
@@ -352,11 +482,12 @@ def align(runs: list[Run]) -> tuple[pd.DataFrame, pd.DataFrame]:
         side[f"difference [{label}]"] = (
             side[f"estimate [{label}]"] - side[f"estimate [{reference}]"]
         )
-    return table, side
+    return table, side, notes + curve_notes
 
 
 def curves_template() -> pd.DataFrame:
-    columns = ["variable", "point", "z", "concentration", "estimate", "lower", "upper"]
+    columns = ["variable", "point", "z", "concentration", "own_estimate", "own_is"]
+    columns += ["mean", "median", "lower", "upper"]
     return pd.DataFrame(columns=columns).astype({"point": "int64"})
 
 
@@ -547,9 +678,9 @@ def compare(paths: list[Path]) -> Comparison:
         if path in resolved[:i]:
             raise BayesmetalError(f"{paths[i]} is given twice; compare different run folders")
     runs = [read_run(Path(p), label) for p, label in zip(paths, run_labels(paths), strict=True)]
-    table, curves_ = align(runs)
+    table, curves_, statistic_notes = align(runs)
     labels = [r.label for r in runs]
-    notes = shared_notes(runs, table, curves_)
+    notes = shared_notes(runs, table, curves_) + statistic_notes
     return Comparison(
         runs, table, curves_, config_diff(runs), changes(table, curves_, labels), notes
     )
@@ -662,6 +793,8 @@ def display_table(result: Comparison) -> pd.DataFrame:
     """The side-by-side table with one 'estimate [lower, upper]' text column a run."""
     table = result.table
     shown = table[["quantity", "item"]].copy()
+    if "statistic" in table.columns:
+        shown["statistic"] = table["statistic"].fillna("")
     for run in result.runs:
         label = run.label
         shown[label] = [

@@ -15,6 +15,7 @@ from bayesmetal.arviz_api import (
 )
 from bayesmetal.bkmr.inclusion import DECISIVE
 from bayesmetal.bkmr.sampler import IN_ACCEPTED, IN_REJECTED, OUT_ACCEPTED, OUT_REJECTED
+from bayesmetal.engines import EXTENDERS
 from bayesmetal.run_schema import DiagnosticTargets
 
 MIN_DRAWS = 4  # per chain: ArviZ's R-hat and ESS are undefined below this
@@ -24,13 +25,16 @@ def check(
     idata: InferenceData, var_names: list[str], targets: DiagnosticTargets, fit_label: str
 ) -> pd.DataFrame:
     """One row per scalar parameter: R-hat, bulk/tail ESS, divergences and a pass flag; for
-    BKMR indicators also their in/out proposals and acceptances after warm-up."""
+    BKMR indicators also their in/out proposals and acceptances after warm-up. `sampler` is
+    what drew the fit (the idata's `sampler_backend`: an engine's name, or PyMC's NUTS
+    backend), so that `verdict` knows whether `--extend` can continue it."""
     table = convergence_table(idata, var_names)
     constant = constant_parameters(idata, table.loc[table["rhat"].isna(), "parameter"].tolist())
     conditional = json.loads(idata.attrs.get("bkmr_conditional_pip", "{}"))
     n_div = divergences(idata)
     draws = idata.posterior.sizes["draw"]
     table.insert(0, "fit", fit_label)
+    table["sampler"] = str(idata.attrs.get("sampler_backend", ""))
     table["divergences"] = n_div
     problems, notes = [], []
     for _, row in table.iterrows():
@@ -101,9 +105,20 @@ def flip_counts(idata: InferenceData) -> pd.DataFrame:
     return pd.DataFrame({"parameter": [f"delta[{e}]" for e in exposures], **table})
 
 
+def extendable(table: pd.DataFrame) -> bool | None:
+    """Whether `--extend` can continue every fit of the table (each was drawn by an engine
+    with an extender, `engines.EXTENDERS`); None when the table does not say (no `sampler`
+    column, as in diagnostics tables written before it had one)."""
+    if "sampler" not in table.columns:
+        return None
+    return bool(len(table)) and bool(table["sampler"].isin(list(EXTENDERS)).all())
+
+
 def verdict(table: pd.DataFrame, draws: int | None = None, min_ess: float = 400) -> str:
     """One line for the terminal and the report; when an ESS falls short and `draws` (per
-    chain) is given, it says how many draws would reach the target (ESS grows with draws)."""
+    chain) is given, it says how many draws would reach the target (ESS grows with draws):
+    continuing the run with `--extend` where its engine can (`extendable`), otherwise
+    raising draws (and tune) in the config and fitting again."""
     bad = table[~table["ok"]]
     if bad.empty:
         return (
@@ -118,8 +133,15 @@ def verdict(table: pd.DataFrame, draws: int | None = None, min_ess: float = 400)
     lowest = float(short[["ess_bulk", "ess_tail"]].min(axis=1).min()) if len(short) else np.nan
     if draws and np.isfinite(lowest):
         needed = int(np.ceil(draws * 1.2 * min_ess / max(lowest, 1.0) / 100) * 100)
-        line += (
-            f". To reach ESS {min_ess:g}, raise sampler.draws to about {needed} "
-            f"(or continue a BKMR run: --extend RUN --set sampler.draws={needed - draws})"
-        )
+        line += f". To reach ESS {min_ess:g}, raise sampler.draws to about {needed}"
+        can_extend = extendable(bad)
+        if can_extend:
+            line += f" (or continue this run: --extend RUN --set sampler.draws={needed - draws})"
+        elif can_extend is None:  # a table that does not name its sampler
+            line += f" (or continue a BKMR run: --extend RUN --set sampler.draws={needed - draws})"
+        else:
+            line += (
+                " in the config (and sampler.tune alike if warm-up was short) and fit again "
+                "(this engine cannot continue a saved run)"
+            )
     return line

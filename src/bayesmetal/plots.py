@@ -5,11 +5,13 @@ figure (`exposure_colours`, by the design's order of exposures); exposure-respon
 the concentration as measured, on a log axis, with a rug of the observed values; point
 estimates with their credible intervals everywhere; effect axes span at least
 +-`min_half_span` (in the outcome's units) around zero, so that noise is never magnified into
-a curve (see `MIN_SPAN_SD`).
+a curve (see `MIN_SPAN_SD`); every axis that shows a concentration or the outcome names its
+unit (`units`: the design's exposure / outcome -> unit, 'ug' shown as 'µg').
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
@@ -81,9 +83,25 @@ def _log_axis(ax: Axes, values: np.ndarray) -> None:
     ax.xaxis.set_minor_formatter(ticker.NullFormatter())
 
 
+def display_unit(unit: str) -> str:
+    """A unit as a figure prints it: the files' ASCII 'u' for micro as 'µ' (ug/dL -> µg/dL,
+    umol/L -> µmol/L); '^2' as '²'."""
+    return re.sub(r"\bu(?=(g|mol|L|m)\b)", "µ", unit).replace("^2", "²")
+
+
 def _exposure_label(name: str, units: Mapping[str, str] | None) -> str:
-    unit = (units or {}).get(name) or UNKNOWN_UNIT
-    return f"{name} ({unit}, log scale)"
+    """'Pb (µg/dL), log scale'; a name without a known unit says so."""
+    unit = (units or {}).get(name)
+    return f"{name} ({display_unit(unit) if unit else UNKNOWN_UNIT}), log scale"
+
+
+def outcome_label(outcome: str, units: Mapping[str, str] | None = None, scale: str = "") -> str:
+    """'lumbar_bmd (g/cm²)' where the outcome's unit is known; on a latent `scale` (probit)
+    the outcome's unit does not apply: 'y (probit scale)'."""
+    if scale:
+        return f"{outcome} ({scale} scale)"
+    unit = (units or {}).get(outcome)
+    return f"{outcome} ({display_unit(unit)})" if unit else outcome
 
 
 def _curve_columns(table: pd.DataFrame) -> tuple[str, str, str]:
@@ -138,10 +156,16 @@ def _term_colour(term: str, colours: Mapping[str, str]) -> str:
 
 
 def forest(
-    effects: pd.DataFrame, title: str = "", *, colours: Mapping[str, str] | None = None
+    effects: pd.DataFrame,
+    title: str = "",
+    *,
+    colours: Mapping[str, str] | None = None,
+    outcome: str = "",
+    units: Mapping[str, str] | None = None,
 ) -> Figure:
     """Point estimates and credible intervals, one row per fit and term (coloured by the
-    exposure the term belongs to, when `colours` is given)."""
+    exposure the term belongs to, when `colours` is given). A beta axis names the `outcome`
+    and its unit (`units`) when given: 'beta: change in lumbar_bmd (g/cm²)'."""
     labels = [
         f"{f}: {t}" if f not in t else t
         for f, t in zip(effects["fit"], effects["term"], strict=True)
@@ -167,7 +191,12 @@ def forest(
         ax.set_xscale("log")
     ax.set_yticks(y, labels)
     prob = effects["ci_prob"].iloc[0]
-    ax.set_xlabel(f"{measure} ({prob:.0%} credible interval)")
+    what = (
+        f"{measure}: change in {outcome_label(outcome, units)}"
+        if outcome and not ratio
+        else measure
+    )
+    ax.set_xlabel(f"{what} ({prob:.0%} credible interval)")
     ax.set_title(title)
     fig.tight_layout()
     return fig
@@ -224,16 +253,17 @@ def _finish_panels(
     value: str,
     scale: str,
     others: str,
+    units: Mapping[str, str] | None = None,
 ) -> None:
     """Hide unused panels, apply the minimum y span, and label the first column's y axes."""
     for ax in axes.ravel()[used:]:
         ax.set_visible(False)
     for ax in axes.ravel()[:used]:
         _min_span(ax, min_half_span)
-    what = f"change in {outcome}" if value == "change" else f"h ({outcome})"
-    latent = f", {scale} scale" if scale else ""
+    named = outcome_label(outcome, units, scale)
+    what = f"change in {named}" if value == "change" else f"h: {named}"
     for row in axes:
-        row[0].set_ylabel(f"{what}{latent}\nvs {others} at their medians", fontsize=9)
+        row[0].set_ylabel(f"{what}\nvs {others} at their medians", fontsize=9)
 
 
 def univariate_panel(
@@ -280,7 +310,7 @@ def univariate_panel(
             ax.set_xlabel(f"{name} (standardised log)", fontsize=9)
         pip = (pips or {}).get(name)
         ax.set_title(name if pip is None else f"{name} (PIP {pip:.2g})", fontsize=10)
-    _finish_panels(axes, len(names), min_half_span, outcome, value, scale, "all exposures")
+    _finish_panels(axes, len(names), min_half_span, outcome, value, scale, "all exposures", units)
     handles = [
         Line2D([], [], color="black", linewidth=1.8, label="posterior median"),
         Patch(color="black", alpha=0.25, label="95% interval"),
@@ -335,7 +365,7 @@ def bivariate_levels(
             ax.set_xlabel(f"{first} (standardised log)", fontsize=8)
         ax.set_title(f"{first}, with {second} at its", fontsize=9)
         ax.legend(title=f"{second} percentile", fontsize=7, title_fontsize=7, loc="best")
-    _finish_panels(axes, len(pairs), min_half_span, outcome, value, scale, "all")
+    _finish_panels(axes, len(pairs), min_half_span, outcome, value, scale, "all", units)
     fig.tight_layout()
     return fig
 
@@ -346,6 +376,7 @@ def risk_plot(
     title: str,
     *,
     outcome: str = "h",
+    units: Mapping[str, str] | None = None,
     min_half_span: float = 0.0,
     scale: str = "",
 ) -> Figure:
@@ -365,8 +396,8 @@ def risk_plot(
     ax.axhline(0, color="grey", linestyle="--", linewidth=0.8)
     ax.set_xticks(quantiles, [_ordinal(q) for q in quantiles], fontsize=8)
     ax.set_xlabel("every exposure at its percentile")
-    latent = f" ({scale} scale)" if scale else ""
-    ax.set_ylabel(f"change in {outcome}{latent}\nvs all at their medians", fontsize=9)
+    named = outcome_label(outcome, units, scale)
+    ax.set_ylabel(f"change in {named}\nvs all at their medians", fontsize=9)
     _min_span(ax, min_half_span)
     ax.set_title(f"{title}\nposterior median and 95% interval", fontsize=10)
     fig.tight_layout()
@@ -380,6 +411,7 @@ def single_var_risk_plot(
     table: pd.DataFrame,
     *,
     outcome: str = "h",
+    units: Mapping[str, str] | None = None,
     colours: Mapping[str, str] | None = None,
     min_half_span: float = 0.0,
     scale: str = "",
@@ -410,10 +442,8 @@ def single_var_risk_plot(
     ax.axvline(0, color="grey", linestyle="--", linewidth=0.8)
     ax.set_yticks(np.arange(len(names))[::-1], names)
     _min_span(ax, min_half_span, axis="x")
-    latent = f" ({scale} scale)" if scale else ""
-    ax.set_xlabel(
-        f"change in {outcome}{latent}, exposure from its 25th to 75th percentile", fontsize=9
-    )
+    named = outcome_label(outcome, units, scale)
+    ax.set_xlabel(f"change in {named}, exposure from its 25th to 75th percentile", fontsize=9)
     handles = [
         Line2D([], [], color="grey", marker=MARKERS[k % len(MARKERS)], linestyle="")
         for k in range(len(levels))

@@ -405,7 +405,12 @@ def write_summaries(folder: Path, results: Results) -> None:
         + (f" {kind}" if isinstance(kind, str) else "")
         + (f" ({fits} fits)" if fits > 1 else ""),
         "n": str(design.n),
+        "survey design": "none (unweighted)"
+        if design.survey is None
+        else "weighted, design-adjusted posterior (Williams-Savitsky)",
     }
+    if design.survey is not None:
+        meta["survey design"] = design.survey.label
     captions = {
         "covariates": f"coefficients on the linear predictor's scale ({design.family} family): "
         "numeric covariates per 1 SD, levels against the reference level; mean, median and "

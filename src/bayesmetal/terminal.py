@@ -18,11 +18,27 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bayesmetal.run_schema import ModelSpec
 from bayesmetal.stages import Results
 
 POINT_COLUMNS = ("pip", "estimate", "est", "mean", "weight", "median")
 MAX_ROWS = 20  # a longer headline table is named with its file, not printed
 SHORT_TEXT = 24  # a constant text column longer than this stays out of the title
+
+
+QUANTILE_NOTE = "distinct quantile groups"  # design.make_design's note on ties (at the LOD)
+
+
+def uses_quantiles(spec: ModelSpec) -> bool:
+    """Whether the model reads the exposures' quantile scores: its spec declares its own
+    `quantile_count` (GLM, BWQS, qgcomp); the base's default (BKMR) means it does not."""
+    return type(spec).quantile_count is not ModelSpec.quantile_count
+
+
+def design_notes(notes: list[str], spec: ModelSpec) -> list[str]:
+    """The design's notes that concern this model: those on too few distinct quantile groups
+    only where the model uses quantile scores."""
+    return [n for n in notes if uses_quantiles(spec) or QUANTILE_NOTE not in n]
 
 
 def flow_line(flow: pd.DataFrame) -> str:
@@ -80,7 +96,9 @@ def compact(table: pd.DataFrame, ci_prob: float | None = None) -> tuple[str, pd.
             continue  # an empty column (a BWQS index without groups)
         if len(table) > 1 and values.nunique(dropna=False) == 1:
             value = values.iloc[0]
-            if _is_text(values) and isinstance(value, str) and len(value) <= SHORT_TEXT:
+            if column == "estimate_is":  # which statistic the point estimate is, as report.py
+                notes.append(f"estimate: posterior {value}")
+            elif _is_text(values) and isinstance(value, str) and len(value) <= SHORT_TEXT:
                 notes.append(f"{column}: {value}")
             continue
         if column in keys:

@@ -263,6 +263,7 @@ def summarise(fitted: Fitted, spec: BkmrSpec) -> Summary:
     probit = design.family == "bernoulli"
     axes = {
         "outcome": design.outcome,
+        "units": design.units,
         "min_half_span": plots.MIN_SPAN_SD * (1.0 if probit else float(np.std(design.y))),
         "scale": "probit" if probit else "",
     }

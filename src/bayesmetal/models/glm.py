@@ -96,7 +96,14 @@ def summarise(fitted: Fitted, spec: GlmSpec) -> Summary:
         ignore_index=True,
     )
     colours = plots.exposure_colours(fitted.design.exposures)
-    forest = plots.forest(effects, f"{fitted.design.outcome} (glm)", colours=colours)
+    design = fitted.design
+    forest = plots.forest(
+        effects,
+        f"{design.outcome} (glm)",
+        colours=colours,
+        outcome=design.outcome,
+        units=design.units,
+    )
     return Summary({"effects": effects}, {"forest": forest}, headline=("effects", "forest"))
 
 

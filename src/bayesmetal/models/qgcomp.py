@@ -49,6 +49,7 @@ y.expected averaged, with the MSM's fitted curve, qgcomp's y.expectedmsm). Figur
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import numpy as np
@@ -57,6 +58,7 @@ import pymc as pm
 from matplotlib.figure import Figure
 from pydantic import Field, model_validator
 
+from bayesmetal import plots
 from bayesmetal import priors as prior_lib
 from bayesmetal.arviz_api import InferenceData
 from bayesmetal.cohort_schema import Strict
@@ -72,6 +74,7 @@ from bayesmetal.families import (
 from bayesmetal.models.contract import Fit, Fitted, ModelDefinition, Summary, pymc_fit
 from bayesmetal.priors import Priors
 from bayesmetal.run_schema import ModelSpec
+from bayesmetal.summaries.glm import sd
 from bayesmetal.summaries.posterior import draws, interval, prob_direction
 
 LABEL = "qgcomp"
@@ -291,7 +294,7 @@ def _row(
         "scale": scale,
         "mean": float(samples.mean()),
         "median": median,
-        "sd": float(samples.std(ddof=1)),
+        "sd": float(sd(samples)),
         "lower": float(low),
         "upper": float(high),
         "prob_direction": float(prob_direction(samples)),
@@ -337,14 +340,14 @@ def weights_table(beta: np.ndarray, exposures: list[str], ci_prob: float) -> pd.
                 "side": "positive" if positive else "negative",
                 "weight": float(w_pos_hat[0, j] if positive else w_neg_hat[0, j]),
                 "weight_mean": float(per_draw.mean()),
-                "weight_sd": float(per_draw.std(ddof=1)),
+                "weight_sd": float(sd(per_draw)),
                 "weight_lower": float(w_low),
                 "weight_upper": float(w_high),
                 "prob_side": float(
                     (beta[:, j] > 0).mean() if positive else (beta[:, j] <= 0).mean()
                 ),
                 "beta_mean": float(mean[j]),
-                "beta_sd": float(beta[:, j].std(ddof=1)),
+                "beta_sd": float(sd(beta[:, j])),
                 "beta_lower": float(low[j]),
                 "beta_upper": float(high[j]),
             }
@@ -446,7 +449,7 @@ def gcomp_table(
             "measure": OUTCOME_MEASURE[design.family],
             "mean": expected.mean(axis=0),
             "median": np.median(expected, axis=0),
-            "sd": expected.std(axis=0, ddof=1),
+            "sd": sd(expected),
             "lower": low,
             "upper": high,
             "msm_mean": fitted.mean(axis=0),
@@ -460,19 +463,27 @@ def gcomp_table(
 # figures
 
 
-def weights_figure(weights: pd.DataFrame, psi: pd.DataFrame, title: str = "") -> Figure:
+def weights_figure(
+    weights: pd.DataFrame,
+    psi: pd.DataFrame,
+    title: str = "",
+    *,
+    colours: Mapping[str, str] | None = None,
+) -> Figure:
     """qgcomp's weights plot: negative and positive weights side by side, bars the plug-in
-    weights, points and lines the per-draw posterior mean and interval; each panel's title
-    gives its partial sum (plug-in)."""
+    weights in each exposure's colour (`colours`, the run's `plots.exposure_colours`), points
+    and lines the per-draw posterior mean and interval; each panel's title gives its partial
+    sum (plug-in)."""
     plugin = psi.set_index("parameter")["plugin"]
+    palette = colours or plots.exposure_colours(list(weights["exposure"]))
     fig = Figure(figsize=(9, 0.9 + 0.45 * max(len(weights), 2)))
     axes = fig.subplots(1, 2, sharex=True)
     rows = max(weights["side"].value_counts().max() if len(weights) else 1, 2)
-    colours = {"negative": "#b2182b", "positive": "#2166ac"}
     for ax, side, label in zip(axes, ("negative", "positive"), ("neg.psi", "pos.psi"), strict=True):
         part = weights[weights["side"] == side].sort_values("weight")
         y = np.arange(len(part))
-        ax.barh(y, part["weight"], color=colours[side], alpha=0.75, label="plug-in")
+        bar_colours = [palette.get(e, "grey") for e in part["exposure"]]
+        ax.barh(y, part["weight"], color=bar_colours, alpha=0.75, label="plug-in")
         if len(part):
             mean = part["weight_mean"].to_numpy()
             err = [
@@ -496,8 +507,15 @@ def weights_figure(weights: pd.DataFrame, psi: pd.DataFrame, title: str = "") ->
     return fig
 
 
-def gcomp_figure(table: pd.DataFrame, outcome: str, title: str = "") -> Figure:
-    """Expected outcome against the joint quantile k with its band, and the MSM's fit."""
+def gcomp_figure(
+    table: pd.DataFrame,
+    outcome: str,
+    title: str = "",
+    *,
+    units: Mapping[str, str] | None = None,
+) -> Figure:
+    """Expected outcome against the joint quantile k with its band, and the MSM's fit; the y
+    axis names the outcome's unit (`units`) where it has one (not for a risk)."""
     fig = Figure(figsize=(5.5, 4))
     ax = fig.subplots()
     k = table["k"].to_numpy()
@@ -514,7 +532,11 @@ def gcomp_figure(table: pd.DataFrame, outcome: str, title: str = "") -> Figure:
     ax.plot(k, table["msm_mean"], "--", color="black", label=f"MSM ({table['msm'].iloc[0]})")
     ax.set_xticks(k, [f"{v}" for v in k])
     ax.set_xlabel("joint quantile k (every exposure set to quantile k)")
-    ax.set_ylabel(f"{table['measure'].iloc[0]} of {outcome}")
+    measure = table["measure"].iloc[0]
+    named = (
+        outcome if measure == OUTCOME_MEASURE["bernoulli"] else plots.outcome_label(outcome, units)
+    )
+    ax.set_ylabel(f"{measure} of {named}")
     ax.set_title(title)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -529,11 +551,12 @@ def summarise(fitted: Fitted, spec: QgcompSpec) -> Summary:
     curve = gcomp_table(expected, design, spec, prob)
     title = f"{design.outcome} (qgcomp)"
     tables = {"psi": psi, "gcomp": curve}
-    figures = {"gcomp": gcomp_figure(curve, design.outcome, title)}
+    figures = {"gcomp": gcomp_figure(curve, design.outcome, title, units=design.units)}
     if spec.degree == 1:
         exposures = [str(e) for e in idata.posterior["beta"].coords["exposure"].to_numpy()]
         tables["weights"] = weights_table(draws(idata, "beta"), exposures, prob)
-        figures["weights"] = weights_figure(tables["weights"], psi, title)
+        colours = plots.exposure_colours(design.exposures)
+        figures["weights"] = weights_figure(tables["weights"], psi, title, colours=colours)
     return Summary(tables, figures, headline=("psi", "weights", "gcomp"))
 
 

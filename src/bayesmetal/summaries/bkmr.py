@@ -51,6 +51,7 @@ from bayesmetal.bkmr.posterior import (
     R,
 )
 from bayesmetal.design import Design
+from bayesmetal.summaries.glm import sd
 from bayesmetal.summaries.posterior import draws as flat_draws
 
 PERSON_CHUNK_BYTES = 2**27  # working array of the average over persons (128 MiB)
@@ -261,7 +262,7 @@ def _summarise(
         "estimate_is": np.full(mean.shape, POINT_ESTIMATE, dtype=object),
         "mean": mean,
         "median": median,
-        "sd": h.draw.std(0, ddof=1),
+        "sd": sd(h.draw),
         "lower": lower,
         "upper": upper,
         "note": _notes(mean, lower, upper, prob, included),

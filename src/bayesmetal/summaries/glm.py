@@ -10,13 +10,25 @@ from bayesmetal.arviz_api import InferenceData
 from bayesmetal.families import effect_scale
 from bayesmetal.summaries.posterior import draws, interval, prob_direction
 
+POINT_ESTIMATE = "median"  # as BKMR's tables: always inside its equal-tailed interval
+
+
+def sd(samples: np.ndarray) -> np.ndarray:
+    """Posterior SD along the first axis (ddof 1); NaN, without numpy's 'Degrees of freedom
+    <= 0' warning, when there is a single draw."""
+    if len(samples) < 2:
+        return np.full(samples.shape[1:], np.nan)
+    return samples.std(axis=0, ddof=1)
+
 
 def effects(idata: InferenceData, family: str, ci_prob: float, fit_label: str) -> pd.DataFrame:
     """One row per exposure term: estimate, interval and probability of direction.
 
-    Where the family reports exp(beta) (odds ratio for bernoulli, rate ratio for the count
-    families; `measure` names it) the estimate is the posterior median exp(beta) and the
-    interval is exp of beta's interval; `sd` stays beta's. `p_two_sided` = 2 x (1 - probability
+    On the scale the family reports (`measure`: beta, or exp(beta) as the odds ratio for
+    bernoulli and the rate ratio for the count families): `estimate` is the posterior median
+    (`estimate_is` says so), which always lies inside the equal-tailed interval `lower`,
+    `upper`; `mean` and `median` are the posterior mean and median of the same quantity
+    (for a ratio, of exp(beta)); `sd` stays beta's. `p_two_sided` = 2 x (1 - probability
     of direction) is the Bayesian counterpart of a two-sided P (used as 'P for trend' for trend
     terms).
     """
@@ -24,15 +36,17 @@ def effects(idata: InferenceData, family: str, ci_prob: float, fit_label: str) -
     low, high = interval(beta, ci_prob)
     pd_ = prob_direction(beta)
     scale = effect_scale(family)
+    median = scale.transform(np.median(beta, axis=0))  # = median of exp(beta) (odd draws)
     table = pd.DataFrame(
         {
             "fit": fit_label,
             "term": idata.posterior["beta"].coords["term"].to_numpy(),
             "measure": scale.measure,
-            "estimate": scale.transform(np.median(beta, axis=0))
-            if scale.ratio
-            else beta.mean(axis=0),
-            "sd": beta.std(axis=0, ddof=1),
+            "estimate": median,
+            "estimate_is": POINT_ESTIMATE,
+            "mean": scale.transform(beta).mean(axis=0),
+            "median": median,
+            "sd": sd(beta),
             "lower": scale.transform(low),
             "upper": scale.transform(high),
             "prob_direction": pd_,
