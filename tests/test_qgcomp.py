@@ -421,3 +421,21 @@ def test_qgcomp_figures_use_exposure_colours_and_name_the_outcome_unit(tmp_path,
         drawn |= {n: to_hex(b.get_facecolor()) for n, b in zip(names, bars, strict=True)}
     assert drawn == {n: colours[n] for n in weights["exposure"]}
     plt.close("all")
+
+
+def test_g_computation_averages_over_the_survey_weights():
+    """With survey weights the expected outcome at each joint quantile is the weighted
+    (population) average of the persons' predictions; without, the plain sample mean."""
+    from bayesmetal.models.qgcomp import expected_by_quantile
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(50, 2))
+    weights = rng.uniform(0.2, 3, 50)
+    args = (np.array([0.1]), np.array([[0.5, -1.0]]), np.array([0.3]), None, X, "bernoulli", 4)
+    eta = 0.1 + X @ np.array([0.5, -1.0])
+    for k in range(4):
+        p = 1 / (1 + np.exp(-(eta + 0.3 * k)))
+        assert expected_by_quantile(*args, weights)[0, k] == pytest.approx(
+            np.average(p, weights=weights)
+        )
+        assert expected_by_quantile(*args)[0, k] == pytest.approx(p.mean())

@@ -74,8 +74,7 @@ from bayesmetal.families import (
 from bayesmetal.models.contract import Fit, Fitted, ModelDefinition, Summary, pymc_fit
 from bayesmetal.priors import Priors
 from bayesmetal.run_schema import ModelSpec
-from bayesmetal.summaries.glm import sd
-from bayesmetal.summaries.posterior import draws, interval, prob_direction
+from bayesmetal.summaries.posterior import draws, interval, prob_direction, sd
 
 LABEL = "qgcomp"
 COUNT = ("poisson", "negative_binomial")
@@ -167,11 +166,13 @@ def expected_by_quantile(
     X: np.ndarray,
     family: str,
     n_quantiles: int,
+    weights: np.ndarray | None = None,
     chunk: int = 250,
 ) -> np.ndarray:
     """Per draw (rows), the sample-average expected outcome with every exposure set to joint
     quantile k = 0..q-1 (columns): mean over people of g^-1(b0 + X_i gamma + k psi [+ k^2
-    psi_sq]). Draws are processed in chunks to bound memory (draws x people)."""
+    psi_sq]), weighted by the survey `weights` when given (the population average). Draws are
+    processed in chunks to bound memory (draws x people)."""
     inverse = _inverse_link(family)
     k = np.arange(n_quantiles, dtype=float)
     out = np.empty((len(psi), n_quantiles))
@@ -179,7 +180,9 @@ def expected_by_quantile(
         part = slice(start, start + chunk)
         base = intercept[part, None] + (gamma[part] @ X.T if gamma is not None else 0.0)
         shift = psi[part, None] * k + (psi_sq[part, None] * k**2 if psi_sq is not None else 0.0)
-        out[part] = inverse(base[:, :, None] + shift[:, None, :]).mean(axis=1)
+        predicted = inverse(base[:, :, None] + shift[:, None, :])
+        person = weights if predicted.shape[1] > 1 else None  # no covariates: one column
+        out[part] = np.average(predicted, axis=1, weights=person)
     return out
 
 
@@ -381,6 +384,7 @@ def gcomp_draws(
         design.X,
         design.family,
         design.n_quantiles,
+        design.likelihood_weights,
     )
     return chosen, expected
 

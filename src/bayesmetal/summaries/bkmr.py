@@ -51,8 +51,8 @@ from bayesmetal.bkmr.posterior import (
     R,
 )
 from bayesmetal.design import Design
-from bayesmetal.summaries.glm import sd
 from bayesmetal.summaries.posterior import draws as flat_draws
+from bayesmetal.summaries.posterior import sd
 
 PERSON_CHUNK_BYTES = 2**27  # working array of the average over persons (128 MiB)
 POINT_ESTIMATE = "median"  # the statistic reported as `estimate` (see the module docstring)

@@ -8,17 +8,9 @@ import pandas as pd
 
 from bayesmetal.arviz_api import InferenceData
 from bayesmetal.families import effect_scale
-from bayesmetal.summaries.posterior import draws, interval, prob_direction
+from bayesmetal.summaries.posterior import draws, interval, prob_direction, sd
 
 POINT_ESTIMATE = "median"  # as BKMR's tables: always inside its equal-tailed interval
-
-
-def sd(samples: np.ndarray) -> np.ndarray:
-    """Posterior SD along the first axis (ddof 1); NaN, without numpy's 'Degrees of freedom
-    <= 0' warning, when there is a single draw."""
-    if len(samples) < 2:
-        return np.full(samples.shape[1:], np.nan)
-    return samples.std(axis=0, ddof=1)
 
 
 def effects(idata: InferenceData, family: str, ci_prob: float, fit_label: str) -> pd.DataFrame:

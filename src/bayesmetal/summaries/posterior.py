@@ -11,6 +11,14 @@ import pandas as pd
 from bayesmetal.arviz_api import InferenceData
 
 
+def sd(samples: np.ndarray) -> np.ndarray:
+    """Posterior SD along the first axis (ddof 1); NaN, without numpy's 'Degrees of freedom
+    <= 0' warning, when there is a single draw."""
+    if len(samples) < 2:
+        return np.full(samples.shape[1:], np.nan)
+    return samples.std(axis=0, ddof=1)
+
+
 def draws(idata: InferenceData, var: str) -> np.ndarray:
     """Draws of a variable with chains pooled: shape (samples, *variable shape)."""
     values = idata.posterior[var].to_numpy()
@@ -61,7 +69,7 @@ def covariate_coefficients(
                     "per": [_unit(c, scaling) for c in covariates],
                     "mean": samples.mean(axis=0),
                     "median": np.median(samples, axis=0),
-                    "sd": samples.std(axis=0, ddof=1),
+                    "sd": sd(samples),
                     "lower": low,
                     "upper": high,
                     "prob_direction": prob_direction(samples),
