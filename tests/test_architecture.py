@@ -42,6 +42,7 @@ LAYERS = {
     "loading": ["config", "stages"],
     "output": ["runs", "compare", "terminal"],
     "orchestration": ["workflow", "benchmark", "bkmr.simulate", "bkmr.bench", "survey_simulation"]
+    + ["survey_reference"]
     + [f"calibration.{m}" for m in ("ranks", "bkmr", "pymc_models", "plots")]
     + [f"calibration.{m}" for m in ("prior_recovery", "reference", "runner")],
     "cli": ["cli"],
