@@ -19,6 +19,8 @@ from the adjusted draws through the model's own transforms.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
@@ -126,6 +128,7 @@ def constrained(model: pm.Model, draws: np.ndarray, like: xr.Dataset) -> xr.Data
 def adjust(model: pm.Model, idata: InferenceData, survey: SurveyWeights) -> InferenceData:
     """The idata with its posterior replaced by the design-adjusted draws; the pseudo-posterior
     is kept in the group `pseudo_posterior`, and the design in the posterior's attrs."""
+    start = time.perf_counter()
     draws = unconstrained_draws(model, idata.posterior)
     centre = draws.mean(axis=0)
     matrices = sandwich(model, centre, survey)
@@ -136,4 +139,6 @@ def adjust(model: pm.Model, idata: InferenceData, survey: SurveyWeights) -> Infe
     posterior = constrained(model, adjusted, idata.posterior)
     posterior.attrs["survey_design"] = survey.label
     posterior.attrs["survey_adjustment"] = "Williams-Savitsky sandwich, Taylor linearisation"
-    return with_group(idata, "posterior", posterior, keep_as=UNADJUSTED)
+    adjusted = with_group(idata, "posterior", posterior, keep_as=UNADJUSTED)
+    adjusted.attrs["survey_adjustment_s"] = time.perf_counter() - start
+    return adjusted
