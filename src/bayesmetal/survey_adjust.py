@@ -13,7 +13,9 @@ theta_hat, and J the design-based covariance of the total of the persons' weight
 draws have the sandwich covariance H^-1 J H^-1 of a design-based (svyglm-like) estimator. The
 same steps as R's csSampling::cs_sampling, which uses replicate weights for J; square roots are
 symmetric eigen-roots, so a design with fewer degrees of freedom than parameters (a singular J)
-still gives draws rather than failing. Constrained parameters and deterministics are recomputed
+still gives draws rather than failing. H and the scores are central differences of PyMC's
+compiled gradient and pointwise pseudo-likelihood (exact symbolic second derivatives took
+seconds to compile for each fit). Constrained parameters and deterministics are recomputed
 from the adjusted draws through the model's own transforms.
 """
 
@@ -64,20 +66,25 @@ def _symmetric_root(matrix: np.ndarray) -> np.ndarray:
     return (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
 
 
-def person_scores(model: pm.Model, centre: np.ndarray, step: float = 1e-5) -> np.ndarray:
+def _central_differences(function, centre: np.ndarray, step: float = 1e-5) -> np.ndarray:
+    """d function / d centre by central differences: one column (or trailing axis) per
+    coordinate, with a step relative to the coordinate's size."""
+    columns = []
+    for k in range(len(centre)):
+        shift = np.zeros_like(centre)
+        shift[k] = step * max(1.0, abs(centre[k]))
+        columns.append((function(centre + shift) - function(centre - shift)) / (2 * shift[k]))
+    return np.stack(columns, axis=-1)
+
+
+def person_scores(model: pm.Model, centre: np.ndarray) -> np.ndarray:
     """Each person's weighted score (gradient of weight x log-density) at `centre`, one row a
     person, by central differences of the pointwise pseudo-likelihood: 2p evaluations of one
     cheap function, where PyTensor's exact per-person Jacobian took seconds to compile
     (tests compare the two)."""
     pointwise = model.replace_rvs_by_values([model[WEIGHTED_LIKELIHOOD]])[0]
     function = model.compile_fn(pointwise, inputs=model.value_vars, point_fn=True, **FAST)
-    columns = []
-    for k in range(len(centre)):
-        shift = np.zeros_like(centre)
-        shift[k] = step * max(1.0, abs(centre[k]))
-        up, down = function(_point(model, centre + shift)), function(_point(model, centre - shift))
-        columns.append((up - down) / (2 * shift[k]))
-    return np.column_stack(columns)
+    return _central_differences(lambda x: function(_point(model, x)), centre)
 
 
 def sandwich(model: pm.Model, centre: np.ndarray, survey: SurveyWeights) -> dict[str, np.ndarray]:
@@ -88,11 +95,9 @@ def sandwich(model: pm.Model, centre: np.ndarray, survey: SurveyWeights) -> dict
             f"the model has no {WEIGHTED_LIKELIHOOD!r} pseudo-likelihood: it was not declared "
             "with survey weights"
         )
-    value_vars = model.value_vars
-    point = _point(model, centre)
-    hessian = -model.compile_fn(
-        model.d2logp(negate_output=False), inputs=value_vars, point_fn=True, **FAST
-    )(point)
+    gradient = model.compile_fn(model.dlogp(), inputs=model.value_vars, point_fn=True, **FAST)
+    hessian = -_central_differences(lambda x: gradient(_point(model, x)), centre)
+    hessian = (hessian + hessian.T) / 2
     scores = person_scores(model, centre)
     inverse_hessian = np.linalg.inv(hessian)
     design = survey.total_covariance(scores)
