@@ -252,7 +252,7 @@ class CohortSpec(Strict):
     covariates: dict[str, CovariateSpec] = {}
     outcomes: dict[str, OutcomeSpec] = Field(min_length=1)
     weight: WeightSpec = WeightSpec()
-    survey: SurveySpec | None = None  # the design; describe.py then writes weighted tables
+    survey: SurveySpec | None = None  # the design runs use with survey: true
     group_by: str | None = None
 
     _survey_switch = field_validator("survey", mode="before")(survey_switch)
