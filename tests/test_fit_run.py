@@ -253,8 +253,9 @@ def test_shipped_configs_build(name):
         if fit.engine == "bkmr-gibbs":  # BKMR's own engine on the same priors
             assert set(planned.priors) >= {"lambda", "r"} and fit.problem.priors is planned.priors
         else:
-            model = fit.build()
-            assert "y" in model.named_vars and set(fit.posterior) <= set(model.named_vars)
+            model = fit.build()  # a survey run's likelihood is the weighted potential
+            likelihood = "y_weighted" if planned.design.survey is not None else "y"
+            assert likelihood in model.named_vars and set(fit.posterior) <= set(model.named_vars)
 
 
 def test_sensitivity_pair_differs_only_in_priors():

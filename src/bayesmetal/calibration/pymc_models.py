@@ -53,7 +53,7 @@ def pymc_design(family: str, n: int, m: int, rng: np.random.Generator) -> Design
     frame["c1"] = rng.standard_normal(n)
     frame["y"] = np.arange(n) % 2 * 1.0  # replaced in every replicate
     exposures = list(frame.columns[:m])
-    return make_design(frame, "y", family, exposures, ["c1"], weight_column=None, id_column="none")
+    return make_design(frame, "y", family, exposures, ["c1"], id_column="none")
 
 
 def build_variant(variant: str, design: Design) -> pm.Model:

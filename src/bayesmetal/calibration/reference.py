@@ -61,9 +61,7 @@ def weak_signal_design(variant: str, n: int = 80, seed: int = 0) -> WeakSignal:
     frame["y"] = (noisy > 0).astype(float) if variant == "probit" else noisy
     family = "bernoulli" if variant == "probit" else "gaussian"
     group = "site" if variant == "random_intercept" else None
-    design = make_design(
-        frame, "y", family, names, ["age"], group=group, weight_column=None, id_column="none"
-    )
+    design = make_design(frame, "y", family, names, ["age"], group=group, id_column="none")
     spec = BkmrSpec(
         name="bkmr",
         selection="hierarchical" if variant == "hierarchical" else "component",
