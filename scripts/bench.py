@@ -8,8 +8,10 @@ The BKMR mode fits simulated data (M=7, 3 covariates, known h with an interactio
 exposures) at each n:knots setting and reports wall time, seconds per iteration per chain, min
 bulk ESS over r and sigma2, ESS/s, max R-hat, peak memory and PIPs against the truth.
 
-`sample_s` is PyMC's compile + sampling time of every fit; `wall_s` adds reading data and
-building the design. Run it twice to see the time with PyTensor's compile cache warm.
+`sample_s` is PyMC's compile + sampling time of every fit; `summarise_s` the diagnostics,
+tables, figures and report.html after it (`summarise_share` = summarise_s / sample_s);
+`wall_s` adds reading data and building the design. Run it twice to see the time with
+PyTensor's compile cache warm.
 """
 
 import argparse
@@ -20,6 +22,7 @@ import pandas as pd
 
 from bayesmetal.benchmark import bench_configs
 from bayesmetal.bkmr.bench import bench_one
+from bayesmetal.quiet import quiet_dependencies
 
 
 def main() -> int:
@@ -33,6 +36,12 @@ def main() -> int:
     parser.add_argument("--tune", type=int, default=500)
     parser.add_argument("--draws", type=int, default=500)
     args = parser.parse_args()
+    with quiet_dependencies():
+        return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print one table per mode, as the rows come in."""
     if args.configs:
         print(bench_configs(args.configs, args.set).to_string(index=False))
     if args.bkmr:
