@@ -138,3 +138,37 @@ def test_adjust_refuses_an_unweighted_model():
     centre = _vector(model, model.initial_point())
     with pytest.raises(Exception, match="pseudo-likelihood"):
         survey_adjust.sandwich(model, centre, _survey(design.n, 1))
+
+
+def test_t_intervals_widen_the_adjusted_draws_to_t_quantiles_on_the_design_df():
+    """intervals: 't' (6 strata x 2 PSUs: df 6): the adjusted draws' deviations are t_6 with
+    the sandwich scale, so the 95% half-widths grow by t_6(0.975) / z(0.975) = 1.25 over the
+    normal adjustment of the same draws (Monte Carlo error of 40,000 draws: about 2%); the
+    centre is unchanged and the same seed gives the same draws."""
+    from scipy import stats
+
+    design = _glm_design()
+    model = _model(design, GlmSpec(name="glm", kind="multi"))
+    centre = _vector(model, model.initial_point()) + 0.05
+    matrices = survey_adjust.sandwich(model, centre, design.survey)
+    _, posterior = _synthetic_posterior(
+        model, centre, matrices["inverse_hessian"], chains=4, draws=10_000
+    )
+    idata = InferenceData(posterior=posterior)
+    normal = survey_adjust.adjust(model, idata, design.survey)
+    t_survey = replace(design.survey, intervals="t")
+    t = survey_adjust.adjust(model, idata, t_survey, seed=3)
+    assert t_survey.t_df == 6 and design.survey.t_df is None
+    assert t.posterior.attrs["survey_intervals"] == "t on 6 design df"
+
+    def half_widths(data):
+        draws = data.posterior["beta"].stack(s=("chain", "draw")).to_numpy()
+        return np.diff(np.quantile(draws, [0.025, 0.975], axis=-1), axis=0)[0] / 2
+
+    ratio = half_widths(t) / half_widths(normal)
+    expected = stats.t.ppf(0.975, 6) / stats.norm.ppf(0.975)
+    assert np.all(np.abs(ratio / expected - 1) < 0.04), (ratio, expected)
+    centres = [d.posterior["beta"].median(("chain", "draw")).to_numpy() for d in (t, normal)]
+    assert np.allclose(*centres, atol=0.02 * half_widths(normal).min())
+    again = survey_adjust.adjust(model, idata, t_survey, seed=3)
+    assert np.array_equal(again.posterior["beta"], t.posterior["beta"])

@@ -3,6 +3,8 @@ total, and the survey: switch in configs."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -173,7 +175,31 @@ def test_survey_run_on_a_table_is_adjusted_saved_and_summarised_again(
     assert said in capsys.readouterr().out
     page = (out / "report.html").read_text()
     assert said in page and "weighted, design-adjusted posterior" in page
+    assert "t intervals on 6 design df" in page
+    assert idata.posterior.attrs["survey_intervals"] == "t on 6 design df"
     assert fit_main(["--summarise", str(out)]) == 0
+    assert "t intervals on 6 design df" in (out / "report.html").read_text()
+
+
+def test_normal_intervals_are_a_config_choice_kept_by_the_run(tmp_path, monkeypatch):
+    """survey.intervals: normal: no t tails, said in the report and kept by --summarise."""
+    import yaml
+
+    from bayesmetal.arviz_api import load_idata
+    from bayesmetal.cli import fit_main
+    from tests.fakesampler import use_fake_sampler
+
+    use_fake_sampler(monkeypatch)
+    path = Path(_survey_table_config(tmp_path))
+    config = yaml.safe_load(path.read_text())
+    config["survey"]["intervals"] = "normal"
+    path.write_text(yaml.safe_dump(config))
+    out = tmp_path / "run"
+    assert fit_main([str(path), "--out", str(out)]) == 0
+    assert load_idata(str(out / "idata.nc")).posterior.attrs["survey_intervals"] == "normal"
+    assert fit_main(["--summarise", str(out)]) == 0
+    page = (out / "report.html").read_text()
+    assert "(Williams-Savitsky, normal intervals)" in page
 
 
 def test_a_failed_adjustment_keeps_the_draws(tmp_path, monkeypatch):

@@ -5,8 +5,10 @@ subset() to the analysis sample).
 Fast: at the weighted maximum-likelihood estimate the sandwich's standard errors are
 svyglm's to 1%, with coefficient priors too wide to matter. Slow: the sampled,
 adjusted posterior's means lie within 0.1 design SE of svyglm's coefficients (0.3 for the
-logistic model: MEAN_SHIFT) and its SDs within 15% of svyglm's SEs (Monte Carlo error of
-4,000 draws is about 0.02 SE for a mean and 1% for an SD)."""
+logistic model: MEAN_SHIFT); with t intervals on the design df (the default) its SDs are within
+15% of svyglm's SE x sqrt(df / (df - 2)), the SD of a t_df, and its 95% half-widths within 15%
+of t_df(0.975) SE (Monte Carlo error of 4,000 draws is about 0.02 SE for a mean and 1-2% for
+an SD or a half-width)."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.api as sm
+from scipy import stats
 
 from bayesmetal import priors as prior_lib
 from bayesmetal import survey_adjust, workflow
@@ -102,6 +105,12 @@ def test_adjusted_posterior_agrees_with_svyglm(case):
     )
     expected = reference.loc[names]
     shift = np.abs(samples.mean(axis=0) - expected["estimate"]) / expected["se"]
-    ratio = samples.std(axis=0) / expected["se"]
     assert shift.max() < MEAN_SHIFT[case], dict(zip(names, shift.round(3), strict=True))
+    # t intervals on the design df (the config default): the draws are t_df with scale SE,
+    # whose SD is SE sqrt(df / (df - 2)) and whose 95% half-width is t_df(0.975) SE
+    df = plan.design.survey.df
+    ratio = samples.std(axis=0) / (expected["se"] * np.sqrt(df / (df - 2)))
     assert np.all(np.abs(ratio - 1) < 0.15), dict(zip(names, ratio.round(3), strict=True))
+    lower, upper = np.quantile(samples, [0.025, 0.975], axis=0)
+    widths = (upper - lower) / 2 / (expected["se"] * stats.t.ppf(0.975, df))
+    assert np.all(np.abs(widths - 1) < 0.15), dict(zip(names, widths.round(3), strict=True))

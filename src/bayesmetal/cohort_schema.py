@@ -223,12 +223,15 @@ class WeightSpec(Strict):
 class SurveySpec(Strict):
     """NHANES's complex survey design: weight ('auto': the weight the cohort chose from
     `weight.candidates`, pooled across cycles), strata and PSUs; `nest` numbers PSUs within
-    strata (NHANES's SDMVPSU is 1, 2 in every stratum)."""
+    strata (NHANES's SDMVPSU is 1, 2 in every stratum); `intervals`: 't' gives the adjusted
+    posterior the tails of a t on the design degrees of freedom (PSUs - strata), as
+    design-based intervals use, 'normal' the large-sample sandwich alone."""
 
     weight: str = "auto"
     strata: str = "SDMVSTRA"
     psu: str = "SDMVPSU"
     nest: bool = True
+    intervals: Literal["t", "normal"] = "t"
 
 
 def survey_switch(value: Any) -> Any:

@@ -137,6 +137,13 @@ def _covariate_matrix(
     return matrix, names, scaling
 
 
+def interval_words(survey: SurveyWeights) -> str:
+    """How the adjusted posterior's intervals are made, in words for notes and reports."""
+    if survey.t_df is None:
+        return "normal intervals"
+    return f"t intervals on {survey.t_df} design df"
+
+
 def survey_notes(survey: SurveyWeights | None, coefficients: int) -> list[str]:
     """The warning NHANES's analytic guidelines ask for: a design with fewer degrees of
     freedom than coefficients (a single 2-year cycle has 15) cannot estimate their joint
@@ -145,7 +152,7 @@ def survey_notes(survey: SurveyWeights | None, coefficients: int) -> list[str]:
         return []
     said = [
         f"survey design: {survey.label}; weighted pseudo-likelihood, posterior adjusted to "
-        "the design (Williams-Savitsky)"
+        f"the design (Williams-Savitsky), {interval_words(survey)}"
     ]
     if survey.df >= coefficients:
         return said

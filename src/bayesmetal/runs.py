@@ -26,6 +26,7 @@ import yaml
 from matplotlib.figure import Figure
 
 from bayesmetal import __version__, report
+from bayesmetal.design import interval_words
 from bayesmetal.errors import BayesmetalError, ConfigError
 from bayesmetal.priors import as_mappings
 
@@ -407,7 +408,8 @@ def write_summaries(folder: Path, results: Results) -> None:
         "n": str(design.n),
         "survey design": "none (unweighted)"
         if design.survey is None
-        else "weighted, design-adjusted posterior (Williams-Savitsky)",
+        else "weighted, design-adjusted posterior "
+        f"(Williams-Savitsky, {interval_words(design.survey)})",
     }
     if design.survey is not None:
         meta["survey design"] = design.survey.label

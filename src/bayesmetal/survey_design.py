@@ -82,18 +82,25 @@ class SurveyFrame:
 class SurveyWeights:
     """What a design-based model needs: each analysis row's weight (normalised to sum to the
     sample size, so the pseudo-likelihood carries as much information as the sample), its
-    stratum and PSU code, and the stratum of every PSU of the full design."""
+    stratum and PSU code, and the stratum of every PSU of the full design; `intervals` says
+    whether the adjusted posterior gets the tails of a t on the design df ('t') or not."""
 
     weights: np.ndarray
     stratum: np.ndarray
     psu: np.ndarray
     psu_stratum: np.ndarray
     label: str = ""
+    intervals: str = "normal"
 
     @property
     def df(self) -> int:
         """Design degrees of freedom: PSUs minus strata."""
         return len(self.psu_stratum) - len(np.unique(self.psu_stratum))
+
+    @property
+    def t_df(self) -> int | None:
+        """The degrees of freedom of the adjusted posterior's t tails, or None (normal)."""
+        return self.df if self.intervals == "t" else None
 
     def rows(self, index: np.ndarray) -> SurveyWeights:
         """The same design for a subset of the analysis rows."""

@@ -26,25 +26,28 @@ stratum and PSU codes) is built by `survey_design.survey_frame(...).weights_for(
 NHANES pipeline builds it. Ignoring the weights over-represents group 1 (a biased slope);
 ignoring the PSUs understates the variance.
 
-`coverage_replicate` fits one sample weighted (then design-adjusted by `workflow.fit_design`)
-and unweighted, and records whether each 95% interval covers the population value; the
-weighted pseudo-posterior before the adjustment (kept in the idata) gives the coverage with
-the adjustment disabled at no extra cost. `coverage_table` summarises replicates.
+`coverage_replicate` fits one sample weighted (then design-adjusted by `workflow.fit_design`,
+with t intervals on the design df, the config default) and unweighted, and records whether
+each 95% interval covers the population value; the weighted pseudo-posterior before the
+adjustment (kept in the idata) gives the coverage with the adjustment disabled, and adjusting
+it again with normal intervals the coverage without the t tails, with no extra sampling.
+`coverage_table` summarises replicates.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 
+from bayesmetal.arviz_api import InferenceData
 from bayesmetal.design import Design, make_design
 from bayesmetal.models.bwqs import BwqsSpec
 from bayesmetal.models.glm import GlmSpec
 from bayesmetal.run_schema import ModelSpec, SamplerSpec
-from bayesmetal.survey_adjust import UNADJUSTED
+from bayesmetal.survey_adjust import UNADJUSTED, adjust
 from bayesmetal.survey_design import SurveyWeights, survey_frame
 from bayesmetal.workflow import fit_design
 
@@ -56,7 +59,8 @@ LOG_MEAN = np.log([0.8, 0.25, 10.0])
 BETA = {0: np.array([-0.10, -0.05, -0.05]), 1: np.array([-0.50, -0.30, -0.05])}
 COVARIATES = ("age",)
 QUANTILES = 4
-WEIGHTINGS = ("adjusted", "pseudo", "unweighted")  # design-adjusted, weighted only, neither
+# design-adjusted (t on the design df), the same with normal intervals, weighted only, neither
+WEIGHTINGS = ("adjusted", "adjusted_normal", "pseudo", "unweighted")
 
 
 @dataclass(frozen=True)
@@ -208,7 +212,7 @@ def sample_designs(
 ) -> dict[str, tuple[Design, SurveyWeights | None]]:
     """The analysis design with and without the survey: 'weighted' and 'unweighted'."""
     designs = {}
-    for name, design in (("weighted", survey), ("unweighted", None)):
+    for name, design in (("weighted", replace(survey, intervals="t")), ("unweighted", None)):
         designs[name] = make_design(
             sample,
             "y",
@@ -268,8 +272,8 @@ def coverage_replicate(
     sample_spec: SampleSpec = SampleSpec(),
 ) -> pd.DataFrame:
     """One replicate: draw a sample, fit each model weighted (design-adjusted) and unweighted;
-    one row per model, parameter and weighting ('adjusted', 'pseudo': weighted but not
-    adjusted, 'unweighted')."""
+    one row per model, parameter and weighting (WEIGHTINGS: 'adjusted' with t intervals,
+    'adjusted_normal', 'pseudo': weighted but not adjusted, 'unweighted')."""
     rng = np.random.default_rng([seed, replicate])
     sample, survey = draw_sample(population, rng, sample_spec)
     designs = sample_designs(sample, survey)
@@ -280,14 +284,22 @@ def coverage_replicate(
         spec, variable = MODELS[model]
         for name, design in designs.items():
             start = time.perf_counter()
-            _, idatas = fit_design(design, spec, sampler)
+            fits, idatas = fit_design(design, spec, sampler)
             idata = next(iter(idatas.values()))
             seconds = time.perf_counter() - start
-            groups = (
-                {"adjusted": idata.posterior, "pseudo": getattr(idata, UNADJUSTED)}
-                if name == "weighted"
-                else {"unweighted": idata.posterior}
-            )
+            groups = {"unweighted": idata.posterior}
+            if name == "weighted":
+                pseudo = getattr(idata, UNADJUSTED)
+                normal = adjust(
+                    fits[0].build(),
+                    InferenceData(posterior=pseudo),
+                    replace(design.survey, intervals="normal"),
+                )
+                groups = {
+                    "adjusted": idata.posterior,
+                    "adjusted_normal": normal.posterior,
+                    "pseudo": pseudo,
+                }
             for weighting, dataset in groups.items():
                 for row in interval_rows(dataset, variable, population.truth):
                     rows.append(

@@ -70,8 +70,16 @@ def build_design(config: RunConfig, table: AnalysisTable) -> Design:
         id_column=ids,
         source=source,
         units=table.units,
-        survey=None if table.survey is None else table.survey.weights_for(table.frame["SEQN"]),
+        survey=_analysis_survey(config, table),
     )
+
+
+def _analysis_survey(config: RunConfig, table: AnalysisTable) -> SurveyWeights | None:
+    """The analysis sample's survey weights and design, with the config's interval choice."""
+    spec = config.survey_design()
+    if table.survey is None or spec is None:
+        return None
+    return replace(table.survey.weights_for(table.frame["SEQN"]), intervals=spec.intervals)
 
 
 def plan(config: RunConfig, data_dir: Path | None = None) -> Plan:
@@ -147,7 +155,11 @@ def summarise(plan_: Plan, idatas: dict[str, InferenceData]) -> Results:
     checked against its fit's contract."""
     config = plan_.config
     survey = plan_.design.survey
-    idatas = {f.label: engines.survey_adjusted(f, idatas[f.label], survey) for f in plan_.fits}
+    seed = config.sampler.seed
+    idatas = {
+        f.label: engines.survey_adjusted(f, idatas[f.label], survey, seed + i)
+        for i, f in enumerate(plan_.fits)
+    }
     for fit in plan_.fits:
         check_posterior(idatas[fit.label], fit)
     checks = pd.concat(
@@ -202,7 +214,9 @@ def fit_design(
     resolved = prior_lib.resolve(defaults, priors or {}, spec.name)
     fits = registry.definition(spec).fits(design, spec, resolved, sampler.seed)
     return fits, {
-        fit.label: engines.survey_adjusted(fit, engines.sample(fit, sampler, i), design.survey)
+        fit.label: engines.survey_adjusted(
+            fit, engines.sample(fit, sampler, i), design.survey, sampler.seed + i
+        )
         for i, fit in enumerate(fits)
     }
 
@@ -215,7 +229,9 @@ def sample_fits(plan_: Plan) -> dict[str, InferenceData]:
         idatas[fit.label] = engines.sample(fit, plan_.config.sampler, i)
         store_data(plan_, fit, idatas[fit.label])
         try:  # a failed adjustment must not lose the draws: summarise retries and reports it
-            idatas[fit.label] = engines.survey_adjusted(fit, idatas[fit.label], plan_.design.survey)
+            idatas[fit.label] = engines.survey_adjusted(
+                fit, idatas[fit.label], plan_.design.survey, plan_.config.sampler.seed + i
+            )
         except (ArithmeticError, ValueError, np.linalg.LinAlgError):
             pass
     return idatas
@@ -278,7 +294,10 @@ def store_data(plan_: Plan, fit: Fit, idata: InferenceData) -> None:
     attach_data(idata, "constant_data", arrays, coords)
     scalars = [f.name for f in fields(Design) if f.name not in DESIGN_ARRAYS]
     stored = {name: getattr(design, name) for name in scalars if name != "survey"}
-    stored["survey"] = None if design.survey is None else design.survey.label
+    survey = design.survey
+    stored["survey"] = (
+        None if survey is None else {"label": survey.label, "intervals": survey.intervals}
+    )
     idata.attrs[DESIGN_ATTR] = json.dumps(stored)
 
 
@@ -294,11 +313,12 @@ def design_from_idata(idata: InferenceData) -> Design:
         scalars[name] = tuple(scalars[name])
     scalars["covariate_scaling"] = {k: tuple(v) for k, v in scalars["covariate_scaling"].items()}
     arrays = stored_data(idata, "observed_data") | stored_data(idata, "constant_data")
-    label = scalars.pop("survey", None)
+    stored = scalars.pop("survey", None)
     survey = None
-    if label is not None:
+    if stored is not None:  # runs before the interval choice stored the label alone
+        stored = {"label": stored, "intervals": "normal"} if isinstance(stored, str) else stored
         parts = {name: arrays[f"survey_{name}"] for name in SURVEY_ARRAYS}
-        survey = SurveyWeights(**parts, label=label)
+        survey = SurveyWeights(**parts, **stored)
     return Design(**scalars, **{name: arrays.get(name) for name in DESIGN_ARRAYS}, survey=survey)
 
 
