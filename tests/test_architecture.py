@@ -37,7 +37,7 @@ LAYERS = {
     "inference": ["sampling", "bkmr.sampler", "bkmr.inclusion", "bkmr.engine", "engines"]
     + ["survey_adjust"],
     "results": ["diagnostics", "summaries.posterior", "summaries.glm", "summaries.bwqs"]
-    + ["summaries.bkmr", "summaries.describe"],
+    + ["summaries.bkmr", "summaries.describe", "summaries.weighted"],
     "models": ["models.glm", "models.bwqs", "models.bkmr", "models.qgcomp", "models.registry"],
     "loading": ["config", "stages"],
     "output": ["runs", "compare", "terminal"],

@@ -1,5 +1,6 @@
 """Descriptive tables and the describe command, end to end on the embedded real data."""
 
+import json
 import re
 from dataclasses import replace
 
@@ -71,8 +72,12 @@ def test_describe_command_writes_every_table(tmp_path):
         "correlations.png",
         "provenance.json",
         "tables.xlsx",
+        "table1_weighted.csv",  # the cohort declares NHANES's survey design
+        "table2_weighted.csv",
     ):
         assert (out / name).stat().st_size > 0
+    provenance = json.loads((out / "provenance.json").read_text())
+    assert "design df 15" in provenance["survey_design"]
     assert describe_main([str(CHILDREN), "--out", str(out)]) == 2  # never overwrites silently
 
 
@@ -146,7 +151,17 @@ def test_workbook_has_a_sheet_a_table_and_numbers_as_numbers(tmp_path):
     out = tmp_path / "describe"
     assert describe_main([str(CHILDREN), "--out", str(out)]) == 0
     book = openpyxl.load_workbook(out / "tables.xlsx")
-    assert book.sheetnames == ["flow", "table1", "table2", "correlations"]
+    assert book.sheetnames == [
+        "flow",
+        "table1",
+        "table2",
+        "correlations",
+        "table1_weighted",
+        "table2_weighted",
+    ]
+    weighted = pd.read_csv(out / "table1_weighted.csv", keep_default_na=False)
+    assert book["table1_weighted"].max_row == len(weighted) + 1
+    assert weighted.loc[0, "statistic"] == "n, weighted N"
     t1 = pd.read_csv(out / "table1.csv", keep_default_na=False)
     sheet = book["table1"]
     assert [c.value for c in sheet[1]] == list(t1.columns)
