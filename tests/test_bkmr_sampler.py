@@ -2,6 +2,8 @@
 likelihood cannot see the parameters, its likelihoods equal independent computations, and
 numerical failures reject proposals instead of ending chains."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -234,3 +236,84 @@ def test_priors_the_sampler_would_truncate_are_refused():
     wide = recovery_priors() | {"lambda": {"distribution": "LogNormal", "mu": 0, "sigma": 10}}
     with pytest.raises(ConfigError, match="priors.lambda: .* outside"):
         sample_chains(recovery_data("exact", False), wide, tune=5, draws=5, chains=1, seed=1)
+
+
+def _weighted_and_duplicated(knots: bool, seed: int = 2):
+    """The same data twice: persons with weight 2 (or 3) as one weighted row, and as two (or
+    three) identical rows of unweighted data: N(y; mu, s2)^w is N(y; mu, s2 / w) up to a
+    constant, and identical rows share h, so the two likelihoods differ by a constant."""
+    rng = np.random.default_rng(seed)
+    n = 25
+    z = rng.standard_normal((n, 3))
+    X = rng.standard_normal((n, 2))
+    y = rng.standard_normal(n)
+    weights = rng.choice([1, 2, 3], n).astype(float)
+    repeat = weights.astype(int)
+    group = np.arange(n) % 4
+    knot_points = z[:8] + 0.05 if knots else None
+    weighted = BkmrData(y, X, z, knots=knot_points, random_intercept=group, weights=weights)
+    duplicated = BkmrData(
+        np.repeat(y, repeat),
+        np.repeat(X, repeat, axis=0),
+        np.repeat(z, repeat, axis=0),
+        knots=knot_points,
+        random_intercept=np.repeat(group, repeat),
+    )
+    return weighted, duplicated
+
+
+def _state(data: BkmrData, r, lam, beta, lam_ri=0.7, sigma_sq=0.8):
+    state = sampler_module.ChainState(data, DEFAULT_PRIORS)
+    state.beta, state.rho, state.lam, state.lam_ri = beta, r, lam, lam_ri
+    state.delta, state.sigma_sq = (r > 0).astype(int), sigma_sq
+    state.rho = np.where(r > 0, r, 1.0)
+    state.factor = state.make_factor(state.r, lam)
+    return state
+
+
+@pytest.mark.parametrize("knots", [False, True])
+def test_weighted_pseudo_likelihood_is_the_likelihood_of_duplicated_rows(knots):
+    """Survey weights (the weighted pseudo-likelihood): the collapsed likelihood, and the
+    exact conditionals of beta and sigma2, equal those of the data with each person repeated
+    w times, at every parameter value (likelihood differences, and draws from one seed)."""
+    weighted, duplicated = _weighted_and_duplicated(knots)
+    assert weighted.count == len(duplicated.y)
+    settings = [
+        (np.array([0.4, 0.0, 1.3]), 2.5, np.array([0.3, -0.2])),
+        (np.array([1.1, 0.6, 0.0]), 0.4, np.array([-0.5, 0.1])),
+        (np.array([0.0, 0.0, 2.0]), 7.0, np.array([0.0, 0.9])),
+    ]
+    gaps = []
+    for r, lam, beta in settings:
+        a, b = _state(weighted, r, lam, beta), _state(duplicated, r, lam, beta)
+        gaps.append(a.loglik(a.factor) - b.loglik(b.factor))
+        prior = {"mu": 0.0, "sigma": 10.0}
+        draws = [
+            sampler_module._draw_beta(s, d, prior, np.random.default_rng(9))
+            for s, d in ((a, weighted), (b, duplicated))
+        ]
+        assert np.allclose(*draws, rtol=1e-8, atol=1e-10)
+        sigma = {"alpha": 1.0, "beta": 0.5}
+        draws = [
+            sampler_module._draw_sigma_sq(s, d, sigma, np.random.default_rng(9))
+            for s, d in ((a, weighted), (b, duplicated))
+        ]
+        assert draws[0] == pytest.approx(draws[1], rel=1e-10)
+    assert np.ptp(gaps) < 1e-8, gaps
+    unweighted = dataclasses.replace(weighted, weights=None)
+    c = _state(unweighted, *settings[0])
+    d = _state(unweighted, *settings[1])
+    plain = c.loglik(c.factor) - d.loglik(d.factor)
+    a, b = _state(weighted, *settings[0]), _state(weighted, *settings[1])
+    assert abs(plain - (a.loglik(a.factor) - b.loglik(b.factor))) > 0.1  # the weights matter
+
+
+def test_survey_weights_are_refused_for_the_probit_model():
+    with pytest.raises(ValueError, match="probit"):
+        BkmrData(
+            np.array([0.0, 1.0]),
+            np.zeros((2, 0)),
+            np.zeros((2, 1)),
+            probit=True,
+            weights=np.ones(2),
+        )

@@ -35,20 +35,29 @@ def _check_factor(factor, v: np.ndarray, rng: np.random.Generator) -> None:
     assert factor.logdet == pytest.approx(np.linalg.slogdet(v)[1], rel=1e-10)
 
 
-@pytest.mark.parametrize("noise", [1.0, 0.3])
+# per-point noise: a survey-weighted pseudo-likelihood's 1 / w_i
+PER_POINT = np.random.default_rng(5).uniform(0.2, 3.0, N)
+NOISES = [1.0, 0.3, PER_POINT]
+
+
+def _noise_matrix(noise) -> np.ndarray:
+    return np.diag(np.broadcast_to(noise, (N,)))
+
+
+@pytest.mark.parametrize("noise", NOISES)
 def test_exact_factor_is_the_dense_matrix(noise):
     rng, z, r, onehot = _problem()
     lam, lam_ri = 1.7, 0.6
-    v = noise * np.eye(N) + lam * kernel(z, z, r) + lam_ri * onehot @ onehot.T
+    v = _noise_matrix(noise) + lam * kernel(z, z, r) + lam_ri * onehot @ onehot.T
     _check_factor(exact_factor(z, r, lam, onehot @ onehot.T, lam_ri, noise), v, rng)
 
 
-@pytest.mark.parametrize("noise", [1.0, 0.3])
+@pytest.mark.parametrize("noise", NOISES)
 def test_woodbury_factor_is_the_dense_matrix(noise):
     rng, z, r, onehot = _problem()
     lam, lam_ri = 1.7, 0.6
     basis = low_rank_basis(z, z[:8], r)
-    v = noise * np.eye(N) + lam * basis @ basis.T + lam_ri * onehot @ onehot.T
+    v = _noise_matrix(noise) + lam * basis @ basis.T + lam_ri * onehot @ onehot.T
     _check_factor(woodbury_factor(predictive_w(basis, lam, onehot, lam_ri), noise), v, rng)
 
 
@@ -96,14 +105,15 @@ def test_conditional_in_coefficients_maps_to_the_points():
     assert np.allclose(u_g @ cov_a @ u_g.T, cov)
 
 
+@pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("knots", [False, True])
-def test_summaries_conditional_is_dense_conditioning(knots):
+def test_summaries_conditional_is_dense_conditioning(knots, weighted):
     """Each posterior draw's conditional in the summaries (random intercept, noise of the PyMC
-    probit model's h) against dense Gaussian conditioning."""
+    probit model's h, or a survey-weighted y's noise 1 / w_i) against dense Gaussian
+    conditioning."""
     rng, z, r, onehot = _problem()
     draws = 3
     post = summary.HPosterior(
-        y=np.zeros(N),
         X=np.zeros((N, 0)),
         z=z,
         beta=np.zeros((draws, 0)),
@@ -114,7 +124,9 @@ def test_summaries_conditional_is_dense_conditioning(knots):
         knots=z[:8] if knots else None,
         lam_ri=np.array([0.6, 0.2, 1.0]),
         onehot=onehot,
-        h_data=rng.standard_normal((draws, N)),
+        h_data=None if weighted else rng.standard_normal((draws, N)),
+        y=rng.standard_normal(N),
+        weights=1.0 / PER_POINT if weighted else None,
     )
     z_new = rng.standard_normal((5, M))
     for s in range(draws):
@@ -126,8 +138,9 @@ def test_summaries_conditional_is_dense_conditioning(knots):
         else:
             k_all = kernel(points, points, post.r[s])
         lam = post.lam[s]
-        v = post.noise * np.eye(N) + lam * k_all[:N, :N] + post.lam_ri[s] * onehot @ onehot.T
-        expected = _dense_conditional(k_all, v, post.h_data[s], lam, post.sigma_sq[s])
+        noise = _noise_matrix(post.noise)
+        v = noise + lam * k_all[:N, :N] + post.lam_ri[s] * onehot @ onehot.T
+        expected = _dense_conditional(k_all, v, post.target(s), lam, post.sigma_sq[s])
         assert np.allclose(mean, expected[0], atol=1e-6)
         assert np.allclose(cov, expected[1], atol=1e-6)
 

@@ -111,12 +111,24 @@ class SurveyWeights:
             psu=self.psu[index],
         )
 
-    def total_covariance(self, values: np.ndarray) -> np.ndarray:
-        """Design covariance of the totals of the columns of `values` (one row per analysis
-        person, already multiplied by the weight): the with-replacement Taylor estimator."""
+    def psu_totals(self, values: np.ndarray) -> np.ndarray:
+        """Per PSU of the full design (rows), the totals of the columns of `values` (one row
+        per analysis person); 0 for a PSU with no one of the domain."""
         values = np.asarray(values, float).reshape(len(self.psu), -1)
         totals = np.zeros((len(self.psu_stratum), values.shape[1]))
         np.add.at(totals, self.psu, values)
+        return totals
+
+    def total_covariance(self, values: np.ndarray) -> np.ndarray:
+        """Design covariance of the totals of the columns of `values` (one row per analysis
+        person, already multiplied by the weight): the with-replacement Taylor estimator."""
+        return self.psu_covariance(self.psu_totals(values))
+
+    def psu_covariance(self, totals: np.ndarray, other: np.ndarray | None = None) -> np.ndarray:
+        """The with-replacement Taylor estimator from PSU totals (one row per PSU): sum over
+        strata of n_h / (n_h - 1) x the cross-products of the totals about their stratum
+        mean. With `other` (a second, independent estimate of the same totals), the cross
+        products of the two, symmetrised: free of the bias that noise in the totals adds."""
         counts = np.bincount(self.psu_stratum)
         if (counts < 2).any():
             lonely = np.flatnonzero(counts < 2).tolist()
@@ -124,11 +136,17 @@ class SurveyWeights:
                 f"stratum code(s) {lonely} of the survey design have a single PSU: its variance "
                 "cannot be estimated (R's survey.lonely.psu = 'fail')"
             )
-        stratum_means = np.zeros((len(counts), values.shape[1]))
-        np.add.at(stratum_means, self.psu_stratum, totals)
-        centred = totals - (stratum_means / counts[:, None])[self.psu_stratum]
         scale = (counts / (counts - 1))[self.psu_stratum]
-        return (centred * scale[:, None]).T @ centred
+
+        def centred(values: np.ndarray) -> np.ndarray:
+            means = np.zeros((len(counts), values.shape[1]))
+            np.add.at(means, self.psu_stratum, values)
+            return values - (means / counts[:, None])[self.psu_stratum]
+
+        first = centred(totals)
+        second = first if other is None else centred(other)
+        cross = (first * scale[:, None]).T @ second
+        return cross if other is None else (cross + cross.T) / 2
 
 
 def survey_frame(

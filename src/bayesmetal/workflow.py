@@ -207,15 +207,19 @@ def fit_design(
     spec: ModelSpec,
     sampler: SamplerSpec,
     priors: Mapping[str, Any] | None = None,
+    adjust: bool = True,
 ) -> tuple[list[Fit], dict[str, InferenceData]]:
     """Declare and sample a model on a ready design, without a config (tests, calibration,
-    benchmarks); `priors` replace the model's defaults by name."""
+    benchmarks); `priors` replace the model's defaults by name. A survey design's
+    pseudo-posterior is design-adjusted unless `adjust` is false (comparing two samplers of
+    the same pseudo-posterior)."""
     defaults = registry.default_priors(spec, design.family)
     resolved = prior_lib.resolve(defaults, priors or {}, spec.name)
     fits = registry.definition(spec).fits(design, spec, resolved, sampler.seed)
+    survey = design.survey if adjust else None
     return fits, {
         fit.label: engines.survey_adjusted(
-            fit, engines.sample(fit, sampler, i), design.survey, sampler.seed + i
+            fit, engines.sample(fit, sampler, i), survey, sampler.seed + i
         )
         for i, fit in enumerate(fits)
     }

@@ -3,6 +3,11 @@
 (exact, or by Woodbury with knots), the collapsed likelihoods of y - X beta ~ N(0, sigma2 V) and
 the Gaussian conditional of h. Written once for one parameter value at a time: the sampler calls
 it thousands of times per chain, the summaries once per posterior draw.
+
+`noise` may be one number or one per point: a survey-weighted pseudo-likelihood gives person i
+the noise variance sigma2 / w_i (N(y; mu, sigma2)^w is N(y; mu, sigma2 / w) up to a constant),
+so V = diag(1 / w) + lambda K. The low-rank forms then whiten: with S = diag(noise)^(-1/2),
+V = S^-1 (I + (S W)(S W)') S^-1, so the unit-noise algebra serves every case.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from scipy import linalg
 from scipy.special import gammaln
 
 KNOTS_JITTER = 1e-6  # added to K_kk's diagonal: K_kk is singular when some r_m = 0
+Noise = float | np.ndarray  # one variance for every point, or one per point (n,)
 
 
 def kernel(z1: np.ndarray, z2: np.ndarray, r: np.ndarray) -> np.ndarray:
@@ -68,7 +74,7 @@ def exact_factor(
     lam: float,
     same_group: np.ndarray | None = None,
     lam_ri: float = 0.0,
-    noise: float = 1.0,
+    noise: Noise = 1.0,
 ) -> Factor:
     """Cholesky of the full n x n matrix V = noise I + lam K (+ lam_ri Z Z'): O(n^3)."""
     v = lam * kernel(z, z, r)
@@ -106,8 +112,22 @@ def predictive_w(
     return w
 
 
-def woodbury_factor(w: np.ndarray, noise: float = 1.0) -> Factor:
-    """V = noise I + W W' for a thin W (n x k): Woodbury solves and determinant, O(n k^2)."""
+def _per_point(noise: Noise) -> bool:
+    return np.ndim(noise) > 0
+
+
+def woodbury_factor(w: np.ndarray, noise: Noise = 1.0) -> Factor:
+    """V = noise I + W W' for a thin W (n x k): Woodbury solves and determinant, O(n k^2);
+    per-point noise by whitening to unit noise (module docstring)."""
+    if _per_point(noise):
+        scale = 1.0 / np.sqrt(noise)
+        unit = woodbury_factor(w * scale[:, None])
+
+        def whitened(x: np.ndarray) -> np.ndarray:
+            s = scale if x.ndim == 1 else scale[:, None]
+            return s * unit.solve(s * x)
+
+        return Factor(whitened, unit.logdet + float(np.log(noise).sum()))
     inner = w.T @ w
     inner[np.diag_indices_from(inner)] += noise
     chol, logdet = _cholesky(inner)
@@ -126,10 +146,11 @@ def knots_factor(
     lam: float,
     group_onehot: np.ndarray | None = None,
     lam_ri: float = 0.0,
+    noise: Noise = 1.0,
 ) -> Factor:
-    """Gaussian predictive process on `knots`: V = I + W W' (see `predictive_w`)."""
+    """Gaussian predictive process on `knots`: V = noise I + W W' (see `predictive_w`)."""
     basis = low_rank_basis(z, knots, r)
-    return woodbury_factor(predictive_w(basis, lam, group_onehot, lam_ri))
+    return woodbury_factor(predictive_w(basis, lam, group_onehot, lam_ri), noise)
 
 
 def gaussian_loglik(resid: np.ndarray, factor: Factor, sigma_sq: float = 1.0) -> float:
@@ -139,10 +160,15 @@ def gaussian_loglik(resid: np.ndarray, factor: Factor, sigma_sq: float = 1.0) ->
     return -0.5 * (n * np.log(2 * np.pi * sigma_sq) + factor.logdet + factor.quad(resid) / sigma_sq)
 
 
-def sigma_marginal_loglik(resid: np.ndarray, factor: Factor, alpha: float, beta: float) -> float:
+def sigma_marginal_loglik(
+    resid: np.ndarray, factor: Factor, alpha: float, beta: float, count: float | None = None
+) -> float:
     """log p(resid | V) with sigma2 ~ InverseGamma(alpha, beta) integrated out: a
-    multivariate t with 2 alpha degrees of freedom and scale (beta / alpha) V."""
-    n = resid.shape[0]
+    multivariate t with 2 alpha degrees of freedom and scale (beta / alpha) V. `count` is the
+    power of 1 / sigma the likelihood carries over 2, n by default; a weighted
+    pseudo-likelihood's is the sum of the weights (module docstring: its V-form misses
+    sigma^-(sum w - n))."""
+    n = resid.shape[0] if count is None else count
     shape = alpha + n / 2
     const = gammaln(shape) - gammaln(alpha) + alpha * np.log(beta) - 0.5 * n * np.log(2 * np.pi)
     return const - 0.5 * factor.logdet - shape * np.log(beta + factor.quad(resid) / 2)
@@ -174,7 +200,7 @@ def coefficient_conditional(
     sigma_sq: float,
     group_onehot: np.ndarray | None = None,
     lam_ri: float = 0.0,
-    noise: float = 1.0,
+    noise: Noise = 1.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The predictive process's h(z) = K(z, knots) c given its target t: c ~ N(m, B B').
 
@@ -185,7 +211,14 @@ def coefficient_conditional(
     coefficients come last in b, so the block C_aa of C gives their factor: Var(a-part of
     b) = sigma2 noise C_aa^-T C_aa^-1. h at G new points is then N(K_gk m, (K_gk B)(K_gk
     B)'): one k-dimensional normal per draw, whatever G, and no G x G factorisation.
+    Per-point noise whitens t, K_kn's columns and Z's rows first (module docstring).
     """
+    if _per_point(noise):
+        scale = 1.0 / np.sqrt(noise)
+        onehot = None if group_onehot is None else group_onehot * scale[:, None]
+        return coefficient_conditional(
+            k_kn * scale, l_kk, target * scale, lam, sigma_sq, onehot, lam_ri
+        )
     k = len(l_kk)
 
     def l_inv(x: np.ndarray) -> np.ndarray:

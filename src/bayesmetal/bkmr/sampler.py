@@ -59,7 +59,9 @@ class BkmrData:
     standardised exposures, knots and the selection/probit/random-intercept structure.
 
     `likelihood=False` switches the likelihood off, so a correct sampler returns the prior:
-    the prior-recovery check of the moves."""
+    the prior-recovery check of the moves. `weights` (survey weights normalised to sum to n)
+    make the likelihood the weighted pseudo-likelihood: person i's noise variance is
+    sigma2 / w_i, V = diag(1 / w) + lambda K (the Gaussian model only)."""
 
     y: np.ndarray
     X: np.ndarray
@@ -70,6 +72,25 @@ class BkmrData:
     groups: np.ndarray | None = None  # hierarchical selection: group index of each exposure
     random_intercept: np.ndarray | None = None  # group index of each person (random intercept)
     likelihood: bool = True
+    weights: np.ndarray | None = None  # survey weights: the weighted pseudo-likelihood
+
+    def __post_init__(self) -> None:
+        if self.weights is not None and self.probit:
+            raise ValueError(
+                "survey weights: the probit BKMR's latent-variable Gibbs step has no weighted "
+                "form (a weighted probit likelihood is not a latent Gaussian)"
+            )
+
+    @property
+    def count(self) -> float:
+        """The likelihood's power of 1 / sigma, over 2: n, or the sum of the weights (n when
+        they are normalised)."""
+        return float(len(self.y) if self.weights is None else self.weights.sum())
+
+    @property
+    def noise(self) -> float | np.ndarray:
+        """The noise variance over sigma2 of each person: 1, or 1 / w_i with survey weights."""
+        return 1.0 if self.weights is None else 1.0 / self.weights
 
     @property
     def onehot(self) -> np.ndarray | None:
@@ -80,8 +101,9 @@ class BkmrData:
 
 
 class Covariance:
-    """V = I + lambda K_r (+ lambda_ri Z Z') at the data's points, factorised on call: exact,
-    or the predictive process on the data's knots. Z and Z Z' are built once."""
+    """V = noise + lambda K_r (+ lambda_ri Z Z') at the data's points (noise: I, or
+    diag(1 / w) with survey weights), factorised on call: exact, or the predictive process on
+    the data's knots. Z and Z Z' are built once."""
 
     def __init__(self, data: BkmrData) -> None:
         self.data = data
@@ -91,8 +113,8 @@ class Covariance:
     def factor(self, r: np.ndarray, lam: float, lam_ri: float = 0.0) -> Factor:
         data = self.data
         if data.knots is None:
-            return exact_factor(data.z, r, lam, self.same_group, lam_ri)
-        return knots_factor(data.z, data.knots, r, lam, self.onehot, lam_ri)
+            return exact_factor(data.z, r, lam, self.same_group, lam_ri, data.noise)
+        return knots_factor(data.z, data.knots, r, lam, self.onehot, lam_ri, data.noise)
 
 
 @dataclass
@@ -242,7 +264,7 @@ class ChainState:
         resid = self.y - self.data.X @ self.beta
         if self.data.probit:
             return gaussian_loglik(resid, factor)
-        return sigma_marginal_loglik(resid, factor, **self.sigma_prior)
+        return sigma_marginal_loglik(resid, factor, **self.sigma_prior, count=self.data.count)
 
 
 def FLIPS_PER_ITERATION(m: int) -> int:  # noqa: N802 (a tuning constant of the sampler)
@@ -456,11 +478,11 @@ def _draw_beta(state: ChainState, data: BkmrData, prior: dict[str, float], rng) 
 
 def _draw_sigma_sq(state: ChainState, data: BkmrData, prior: dict[str, float], rng) -> float:
     """sigma2 | rest ~ InverseGamma(a + w n/2, b + w e'V^-1 e / 2) (w = 0 without
-    likelihood)."""
+    likelihood; n: `BkmrData.count`)."""
     w = float(data.likelihood)
     resid = data.y - data.X @ state.beta
     quad = state.factor.quad(resid)
-    return (prior["beta"] + w * quad / 2) / rng.gamma(prior["alpha"] + w * len(resid) / 2)
+    return (prior["beta"] + w * quad / 2) / rng.gamma(prior["alpha"] + w * data.count / 2)
 
 
 def run_chain(

@@ -129,6 +129,7 @@ def fits(design: Design, spec: BkmrSpec, priors: Priors, seed: int) -> list[Fit]
         groups=group_index(design, spec),
         probit=design.family == "bernoulli",
         random_intercept=design.group if spec.random_intercept else None,
+        weights=design.likelihood_weights,
     )
     coords = {
         "exposure": list(design.exposures),
@@ -190,6 +191,8 @@ def build_bkmr(design: Design, spec: BkmrSpec, priors: Priors) -> pm.Model:
             onehot = (design.group[:, None] == np.arange(len(design.group_levels))) * 1.0
             lam_ri = prior_lib.create(priors, "lambda_ri")
             kernel = kernel + lam_ri / lam * pt.as_tensor(onehot @ onehot.T)
+        if design.family == "bernoulli" and design.survey is not None:
+            raise ConfigError("survey weights: the probit BKMR has no weighted pseudo-likelihood")
         if design.family == "bernoulli":  # probit: h explicit, P(y = 1) = Phi(X beta + h)
             # non-centred, h = L eta: the centred MvNormal left NUTS a step size of ~5e-4 and
             # the delta flips stuck (h fixed, switching r_m changes h's prior density hugely)
@@ -199,7 +202,12 @@ def build_bkmr(design: Design, spec: BkmrSpec, priors: Priors) -> pm.Model:
             pm.Bernoulli("y", p=pm.math.invprobit(mean + h), observed=design.y, dims="obs")
         else:
             sigma_sq = prior_lib.create(priors, "sigma_sq")
-            cov = sigma_sq * (pt.eye(design.n) + lam * kernel)
+            # survey weights w (normalised to sum to n): the weighted pseudo-likelihood,
+            # prod N(y_i; ., sigma2)^w_i, is N(y; ., sigma2 (diag(1 / w) + lambda K)) up to a
+            # constant (bkmr.kernel's docstring)
+            weights = design.likelihood_weights
+            noise = pt.eye(design.n) if weights is None else pt.diag(1.0 / weights)
+            cov = sigma_sq * (noise + lam * kernel)
             pm.MvNormal("y", mu=mean * pt.ones(design.n), cov=cov, observed=design.y, dims="obs")
     return model
 

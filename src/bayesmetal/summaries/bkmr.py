@@ -32,6 +32,7 @@ from scipy.special import ndtr
 
 from bayesmetal.arviz_api import InferenceData
 from bayesmetal.bkmr.kernel import (
+    Noise,
     coefficient_conditional,
     exact_factor,
     gaussian_conditional,
@@ -64,9 +65,10 @@ class HPosterior:
     """The data and a subset of posterior draws that h predictions need.
 
     Each draw predicts h from what it observes h at the data through: y - X beta (Gaussian),
-    the latent y* - X beta (Gibbs probit), both with noise variance sigma2; or, for the PyMC
-    probit model, which declares h at the data explicitly, h itself, with that model's jitter
-    as the noise (so the prediction at a data point returns that draw's h).
+    the latent y* - X beta (Gibbs probit), both with noise variance sigma2 (sigma2 / w_i with
+    survey weights w); or, for the PyMC probit model, which declares h at the data explicitly,
+    h itself, with that model's jitter as the noise (so the prediction at a data point returns
+    that draw's h).
     """
 
     y: np.ndarray  # (n,) observed y, or (S, n) latent y* draws of the Gibbs probit model
@@ -87,11 +89,15 @@ class HPosterior:
     # kernel weights c (h(z) = K(z, knots) c, c ~ N(m, B B')), shared by every summary
     # (filled by `_coefficients`: they do not depend on the new points)
     coefficients: dict[int, tuple[np.ndarray, ...]] = field(default_factory=dict, repr=False)
+    weights: np.ndarray | None = None  # (n,) survey weights of a weighted pseudo-likelihood
 
     @property
-    def noise(self) -> float:
-        """Variance, over sigma2, of what h at the data is observed through."""
-        return H_JITTER if self.h_data is not None else 1.0
+    def noise(self) -> Noise:
+        """Variance, over sigma2, of what h at the data is observed through (per person with
+        survey weights)."""
+        if self.h_data is not None:
+            return H_JITTER
+        return 1.0 if self.weights is None else 1.0 / self.weights
 
     def target(self, s: int) -> np.ndarray:
         """(n,): what h at the data is observed through, for draw s."""
@@ -141,6 +147,7 @@ def h_posterior(
         ),
         h_data=pick(H) if H in posterior else None,
         delta=flat_draws(idata, DELTA).astype(float) if DELTA in posterior else None,
+        weights=design.likelihood_weights,
     )
 
 

@@ -1,0 +1,82 @@
+"""Design-based variance of posterior summaries by the Bayesian infinitesimal jackknife.
+
+`survey_adjust` maps a pseudo-posterior to the design's spread through the Hessian of a smooth
+parameter vector. Some summaries have none to map: BKMR's exposure-response contrasts are
+functions of h, integrated over spike-and-slab selection indicators. For any summary g, the
+derivative of its pseudo-posterior mean with respect to the weight of PSU p (all its persons'
+weights scaled together) is
+
+    psi_p = Cov_post(g, L_p),   L_p = sum over persons i of PSU p of w_i l_i,
+
+with l_i person i's log-likelihood given every latent variable (BKMR's h at the person
+included): the influence of PSU p on the estimate. The with-replacement Taylor estimator applied
+to these PSU influences is the design-based variance of the estimate: Giordano & Broderick's
+Bayesian infinitesimal jackknife (JMLR 2023), with the survey's PSUs as the units. For a nearly
+normal posterior Cov_post(theta, L_p) = H^-1 sum_i w_i s_i(theta_hat), so the estimator is
+H^-1 J H^-1, the sandwich of `survey_adjust`; tests/test_survey_influence.py checks the two
+agree on a GLM.
+
+The influences are covariances estimated from draws, and their Monte Carlo noise would add to
+the variance, so the estimator multiplies the influences estimated on two independent halves of
+the draws (two groups of chains) instead of squaring one estimate. `adjust` then rescales each
+summary's draws about their mean to that variance, with the t tails of the design df when the
+design asks for them (as `survey_adjust` does).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bayesmetal.survey_adjust import t_scales
+from bayesmetal.survey_design import SurveyWeights
+
+
+def influences(values: np.ndarray, totals: np.ndarray) -> np.ndarray:
+    """(G, P): the covariance over draws of each summary (values: draws x G) with each PSU's
+    weighted log-likelihood total (totals: draws x P)."""
+    values = values - values.mean(axis=0)
+    totals = totals - totals.mean(axis=0)
+    return values.T @ totals / (len(values) - 1)
+
+
+def _halves(draws: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two independent halves of (chain, draw, ...) draws, flattened: the first and second
+    half of the chains, or of the draws of a single chain."""
+    chains = draws.shape[0]
+    if chains >= 2:
+        first, second = draws[: chains // 2], draws[chains // 2 :]
+    else:
+        middle = draws.shape[1] // 2
+        first, second = draws[:, :middle], draws[:, middle:]
+    return (
+        first.reshape(-1, *draws.shape[2:]),
+        second.reshape(-1, *draws.shape[2:]),
+    )
+
+
+def design_variance(
+    values: np.ndarray, weighted_loglik: np.ndarray, survey: SurveyWeights
+) -> np.ndarray:
+    """(G,): the design-based variance of each summary's posterior mean.
+
+    values: (chain, draw, G) summary draws; weighted_loglik: (chain, draw, n) each person's
+    log-likelihood given the draw's latent variables, times the person's survey weight."""
+    n = weighted_loglik.shape[-1]
+    totals = survey.psu_totals(weighted_loglik.reshape(-1, n).T).T
+    totals = totals.reshape(*weighted_loglik.shape[:2], -1)
+    (values_a, values_b), (totals_a, totals_b) = _halves(values), _halves(totals)
+    psi_a, psi_b = influences(values_a, totals_a), influences(values_b, totals_b)
+    return np.clip(np.diag(survey.psu_covariance(psi_a.T, psi_b.T)), 0.0, None)
+
+
+def adjust(
+    values: np.ndarray, variance: np.ndarray, t_df: int | None = None, seed: int = 0
+) -> np.ndarray:
+    """The (chain, draw, G) summary draws rescaled about their mean so that each summary's
+    variance is `variance` (draws of a summary with no spread stay as they are), with the
+    tails of a t on `t_df` degrees of freedom when given."""
+    centre = values.mean(axis=(0, 1))
+    spread = values.var(axis=(0, 1), ddof=1)
+    ratio = np.divide(variance, spread, out=np.ones_like(spread), where=spread > 0)
+    scales = t_scales(values.shape[0] * values.shape[1], t_df, seed).reshape(values.shape[:2])
+    return centre + (values - centre) * np.sqrt(ratio) * scales[..., None]
