@@ -6,6 +6,7 @@ variance asked for."""
 from __future__ import annotations
 
 import numpy as np
+import pymc as pm
 import pytest
 from scipy import stats
 
@@ -32,11 +33,15 @@ def _weighted_loglik(design, posterior) -> np.ndarray:
 @pytest.fixture(scope="module")
 def glm_case():
     """Draws from the pseudo-posterior's normal approximation N(theta_hat, H^-1) of a
-    weighted GLM (6 strata x 2 PSUs, unequal weights), each person's weighted log-likelihood
-    at every draw, and the sandwich at theta_hat."""
+    weighted GLM (6 strata x 2 PSUs, unequal weights; theta_hat its mode), each person's
+    weighted log-likelihood at every draw, and the sandwich at theta_hat. (Away from the
+    mode the two estimators differ at second order: at the prior's centre + 0.05 the
+    jackknife ran 6-12% below the sandwich.)"""
     design = _glm_design()
     model = _model(design, GlmSpec(name="glm", kind="multi"))
-    centre = _vector(model, model.initial_point()) + 0.05
+    with model:  # centred where a posterior is: at a point of zero total score
+        mode = pm.find_MAP(include_transformed=True, progressbar=False)
+    centre = _vector(model, {v.name: mode[v.name] for v in model.value_vars})
     matrices = survey_adjust.sandwich(model, centre, design.survey)
     draws, posterior = _synthetic_posterior(
         model, centre, matrices["inverse_hessian"], chains=CHAINS, draws=DRAWS
@@ -56,8 +61,8 @@ def glm_case():
 
 
 def test_jackknife_variance_is_the_sandwich_on_a_glm(glm_case):
-    """Monte Carlo error: each PSU's influence is a covariance over 8,000 draws (relative
-    error about 4%), 12 PSUs enter the variance: about 3%; the bound is 10%."""
+    """Monte Carlo error: over four seeds the ratio was 0.96-1.03 (about 3%); the bound is
+    10%."""
     design, model, matrices, beta, loglik = glm_case
     variance = survey_influence.design_variance(beta, loglik, design.survey)
     names = [v.name for v in model.value_vars]
@@ -65,7 +70,7 @@ def test_jackknife_variance_is_the_sandwich_on_a_glm(glm_case):
     expected = np.diag(matrices["sandwich"])[start : start + 2]
     assert np.all(np.abs(variance / expected - 1) < 0.10), (variance, expected)
     naive = np.diag(matrices["inverse_hessian"])[start : start + 2]
-    assert np.all(np.abs(variance / naive - 1) > 0.15), "the design must matter here"
+    assert np.any(np.abs(variance / naive - 1) > 0.5), "the design must matter here"
 
 
 def test_halves_remove_the_noise_that_squaring_one_estimate_adds(glm_case):
