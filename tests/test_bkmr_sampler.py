@@ -25,6 +25,7 @@ from bayesmetal.calibration.prior_recovery import (
     recovery_data,
     recovery_priors,
 )
+from bayesmetal.errors import ConfigError
 
 Z_LIMIT = 4.0  # |estimate - prior value| in MCSEs; ~30 checks per variant
 
@@ -309,7 +310,7 @@ def test_weighted_pseudo_likelihood_is_the_likelihood_of_duplicated_rows(knots):
 
 
 def test_survey_weights_are_refused_for_the_probit_model():
-    with pytest.raises(ValueError, match="probit"):
+    with pytest.raises(ConfigError, match="probit"):
         BkmrData(
             np.array([0.0, 1.0]),
             np.zeros((2, 0)),

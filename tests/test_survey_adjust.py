@@ -172,3 +172,11 @@ def test_t_intervals_widen_the_adjusted_draws_to_t_quantiles_on_the_design_df():
     assert np.allclose(*centres, atol=0.02 * half_widths(normal).min())
     again = survey_adjust.adjust(model, idata, t_survey, seed=3)
     assert np.array_equal(again.posterior["beta"], t.posterior["beta"])
+    # one chi-square per draw, shared by every parameter (a multivariate t, as sums such as
+    # qgcomp's psi need): each draw's deviations grow by the same factor in every coordinate
+    centre = survey_adjust.unconstrained_draws(model, normal.posterior).mean(axis=0)
+    deviations = [
+        survey_adjust.unconstrained_draws(model, d.posterior) - centre for d in (t, normal)
+    ]
+    factors = deviations[0] / deviations[1]
+    assert np.allclose(factors, factors[:, :1], rtol=1e-6)

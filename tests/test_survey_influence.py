@@ -108,3 +108,17 @@ def test_adjust_rescales_to_the_variance_with_t_tails():
     half = np.diff(np.quantile(t[..., 0], [0.025, 0.975]))[0] / 2
     expected = stats.t.ppf(0.975, 8) * np.sqrt(target[0])
     assert half == pytest.approx(expected, rel=0.03)
+
+
+def test_adjust_refuses_a_variance_it_cannot_trust():
+    values = np.random.default_rng(2).normal(size=(2, 100, 2))
+    with pytest.raises(ValueError, match=r"summaries \[1\]"):
+        survey_influence.adjust(values, np.array([1.0, -0.01]))
+
+
+@pytest.mark.parametrize("chains, sizes", [(1, (50, 50)), (3, (100, 200)), (4, (200, 200))])
+def test_halves_are_disjoint_and_cover_every_draw(chains, sizes):
+    draws = np.arange(chains * 100, dtype=float).reshape(chains, 100, 1)
+    first, second = survey_influence._halves(draws)
+    assert (len(first), len(second)) == sizes
+    assert sorted(np.concatenate([first, second])[:, 0]) == list(draws.ravel())

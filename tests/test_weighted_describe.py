@@ -20,6 +20,7 @@ import pytest
 from bayesmetal.cli import resolve_data_dir
 from bayesmetal.cohort import AnalysisTable, ExposureInfo, load_cohort
 from bayesmetal.config import load_config
+from bayesmetal.errors import DataError
 from bayesmetal.summaries.describe import PERCENTILES, level_label
 from bayesmetal.summaries.weighted import (
     domain_design,
@@ -230,3 +231,18 @@ def test_table2_layout_gives_estimates_with_intervals():
     assert all(ESTIMATE_CI.fullmatch(row[c]) for c in result.columns[5:])
     numbers = table2_weighted(table, formatted=False).iloc[0]
     assert numbers["geometric_mean_lci"] < numbers["geometric_mean"] < numbers["geometric_mean_uci"]
+
+
+def test_a_person_without_a_positive_weight_is_refused_not_dropped():
+    """A person of the analysis sample missing from the design (a missing weight) would be
+    counted in n but left out of every estimate: refused by name."""
+    table = _synthetic()
+    whole = table.survey.frame
+    first = table.frame["SEQN"].iloc[0]
+    design = type(table.survey)(whole.loc[whole["SEQN"] != first], "W", "SDMVSTRA", "SDMVPSU")
+    broken = AnalysisTable(
+        table.frame, table.flow, table.exposures, table.covariates, table.outcomes, {}, {}, {},
+        design,
+    )  # fmt: skip
+    with pytest.raises(DataError, match=f"no positive survey weight W .e.g. SEQN {first}"):
+        table1_weighted(broken)

@@ -42,6 +42,7 @@ from bayesmetal.survey_design import SurveyWeights
 
 FAST = {"mode": "FAST_COMPILE"}  # functions run once: compiling C code would cost more
 UNADJUSTED = "pseudo_posterior"  # the idata group keeping the draws before the adjustment
+T_STREAM = 7  # the t multipliers' random stream: default_rng([seed, T_STREAM])
 
 
 def unconstrained_draws(model: pm.Model, posterior: xr.Dataset) -> np.ndarray:
@@ -139,10 +140,11 @@ def constrained(model: pm.Model, draws: np.ndarray, like: xr.Dataset) -> xr.Data
 
 def t_scales(draws: int, df: int | None, seed: int) -> np.ndarray:
     """Per-draw multipliers sqrt(df / u), u ~ chi-square(df), turning normal deviations into
-    t_df ones; ones when df is None (normal intervals)."""
+    t_df ones; ones when df is None (normal intervals). The stream is (seed, T_STREAM), apart
+    from the integer seeds the samplers draw from."""
     if df is None:
         return np.ones(draws)
-    return np.sqrt(df / np.random.default_rng(seed).chisquare(df, draws))
+    return np.sqrt(df / np.random.default_rng([seed, T_STREAM]).chisquare(df, draws))
 
 
 def adjust(

@@ -18,7 +18,13 @@ agree on a GLM.
 
 The influences are covariances estimated from draws, and their Monte Carlo noise would add to
 the variance, so the estimator multiplies the influences estimated on two independent halves of
-the draws (two groups of chains) instead of squaring one estimate. `adjust` then rescales each
+the draws (two groups of chains) instead of squaring one estimate.
+
+The weights are normalised to sum to n, so scaling PSU p's weights also lowers every other
+person's: PSU p's total is taken as L_p - (W_p / W) L, with W_p / W its share of the weight and
+L the whole weighted log-likelihood. For a GLM coefficient Cov_post(theta, L) is about 0 (the
+score sums to 0 at the mode); for summaries that move with the posterior's effective sample
+size (inclusion probabilities) it is not. `adjust` then rescales each
 summary's draws about their mean to that variance, with the t tails of the design df when the
 design asks for them (as `survey_adjust` does).
 """
@@ -57,16 +63,19 @@ def _halves(draws: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def design_variance(
     values: np.ndarray, weighted_loglik: np.ndarray, survey: SurveyWeights
 ) -> np.ndarray:
-    """(G,): the design-based variance of each summary's posterior mean.
+    """(G,): the design-based variance of each summary's posterior mean (a cross-product
+    estimate: it can come out negative when the draws are too few to see the design).
 
     values: (chain, draw, G) summary draws; weighted_loglik: (chain, draw, n) each person's
     log-likelihood given the draw's latent variables, times the person's survey weight."""
     n = weighted_loglik.shape[-1]
     totals = survey.psu_totals(weighted_loglik.reshape(-1, n).T).T
+    share = survey.psu_totals(survey.weights)[:, 0] / survey.weights.sum()
+    totals = totals - totals.sum(axis=1, keepdims=True) * share  # the normalisation's share
     totals = totals.reshape(*weighted_loglik.shape[:2], -1)
     (values_a, values_b), (totals_a, totals_b) = _halves(values), _halves(totals)
     psi_a, psi_b = influences(values_a, totals_a), influences(values_b, totals_b)
-    return np.clip(np.diag(survey.psu_covariance(psi_a.T, psi_b.T)), 0.0, None)
+    return np.diag(survey.psu_covariance(psi_a.T, psi_b.T))
 
 
 def adjust(
@@ -74,9 +83,16 @@ def adjust(
 ) -> np.ndarray:
     """The (chain, draw, G) summary draws rescaled about their mean so that each summary's
     variance is `variance` (draws of a summary with no spread stay as they are), with the
-    tails of a t on `t_df` degrees of freedom when given."""
+    tails of a t on `t_df` degrees of freedom when given. Each summary is matched alone:
+    contrasts must be summaries themselves, not formed from adjusted draws afterwards."""
     centre = values.mean(axis=(0, 1))
     spread = values.var(axis=(0, 1), ddof=1)
+    unseen = (spread > 0) & ~(variance > 0)
+    if unseen.any():  # never a zero-width interval in silence
+        raise ValueError(
+            f"summaries {np.flatnonzero(unseen).tolist()}: the design variance estimate is not "
+            "positive (too few draws to estimate the PSUs' influences); sample more draws"
+        )
     ratio = np.divide(variance, spread, out=np.ones_like(spread), where=spread > 0)
     scales = t_scales(values.shape[0] * values.shape[1], t_df, seed).reshape(values.shape[:2])
     return centre + (values - centre) * np.sqrt(ratio) * scales[..., None]

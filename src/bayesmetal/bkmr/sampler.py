@@ -42,6 +42,7 @@ from bayesmetal.bkmr.kernel import (
     robust_cholesky,
     sigma_marginal_loglik,
 )
+from bayesmetal.errors import ConfigError
 
 LOG_BOUND = 15.0  # |log lambda|, |log lambda_ri|, |log r_m| beyond this: rejected
 BLOCK_MOVES = 3  # lambda/r block moves per iteration: their ESS is what limits the run
@@ -76,7 +77,7 @@ class BkmrData:
 
     def __post_init__(self) -> None:
         if self.weights is not None and self.probit:
-            raise ValueError(
+            raise ConfigError(
                 "survey weights: the probit BKMR's latent-variable Gibbs step has no weighted "
                 "form (a weighted probit likelihood is not a latent Gaussian)"
             )

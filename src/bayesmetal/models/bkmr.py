@@ -119,6 +119,8 @@ def knots_for(design: Design, spec: BkmrSpec, seed: int) -> np.ndarray | None:
 def fits(design: Design, spec: BkmrSpec, priors: Priors, seed: int) -> list[Fit]:
     """One fit: the declaration, and for the Gibbs engine the data it reads (knots chosen
     from the run's seed, stored with the posterior for the summaries)."""
+    if design.family == "bernoulli" and design.survey is not None:
+        raise ConfigError("survey weights: the probit BKMR has no weighted pseudo-likelihood")
     knots = knots_for(design, spec, seed)
     data = BkmrData(
         y=design.y,
@@ -191,8 +193,6 @@ def build_bkmr(design: Design, spec: BkmrSpec, priors: Priors) -> pm.Model:
             onehot = (design.group[:, None] == np.arange(len(design.group_levels))) * 1.0
             lam_ri = prior_lib.create(priors, "lambda_ri")
             kernel = kernel + lam_ri / lam * pt.as_tensor(onehot @ onehot.T)
-        if design.family == "bernoulli" and design.survey is not None:
-            raise ConfigError("survey weights: the probit BKMR has no weighted pseudo-likelihood")
         if design.family == "bernoulli":  # probit: h explicit, P(y = 1) = Phi(X beta + h)
             # non-centred, h = L eta: the centred MvNormal left NUTS a step size of ~5e-4 and
             # the delta flips stuck (h fixed, switching r_m changes h's prior density hugely)
@@ -208,6 +208,9 @@ def build_bkmr(design: Design, spec: BkmrSpec, priors: Priors) -> pm.Model:
             weights = design.likelihood_weights
             noise = pt.eye(design.n) if weights is None else pt.diag(1.0 / weights)
             cov = sigma_sq * (noise + lam * kernel)
+            extra = 0.0 if weights is None else float(weights.sum()) - design.n
+            if abs(extra) > 1e-9:  # sigma^-(sum w), where the MvNormal carries sigma^-n
+                pm.Potential("weights_count", -0.5 * extra * pt.log(sigma_sq))
             pm.MvNormal("y", mu=mean * pt.ones(design.n), cov=cov, observed=design.y, dims="obs")
     return model
 

@@ -164,6 +164,13 @@ def domain_design(
     if table.survey is None:
         raise DataError("a weighted table needs the survey design: load the cohort with survey")
     design = table.survey.frame
+    missing = pd.Index(table.frame["SEQN"]).difference(design.loc[design["in_domain"], "SEQN"])
+    if len(missing):  # never counted in n but left out of the estimates
+        raise DataError(
+            f"{len(missing)} persons of the analysis sample have no positive survey weight "
+            f"{table.survey.weight_variable} (e.g. SEQN {missing[0]}); choose the weight of "
+            "the smallest subsample the analysis uses"
+        )
     frame = table.frame.set_index("SEQN")
     positions = design["SEQN"].map(pd.Series(np.arange(len(frame)), frame.index))
     inside = design["in_domain"].to_numpy(bool) & positions.notna().to_numpy()
