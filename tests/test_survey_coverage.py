@@ -120,9 +120,9 @@ def test_coverage_table_counts_and_mc_error():
 # P(X <= 16) = 0.016 (scipy.stats.binom.cdf), so the bound X >= 16 (coverage >= 80%) fails a
 # correct method with probability 0.26% per coefficient (0.8% for the three together); at
 # p = 0.935, the coverage of a +-1.96 SE interval when the estimate is t-distributed with the
-# design's 20 degrees of freedom, 0.8% per coefficient. The full run measured 0.88-0.94 for
-# the three coefficients (the Taylor variance with 40 PSUs runs about 10% low; README): at
-# p = 0.90 the bound fails with probability 4.3% per coefficient. The seeds are fixed, so the
+# design's 20 degrees of freedom, 0.8% per coefficient. The full run measured 0.916-0.950 for
+# the three coefficients with t intervals (the default), 0.89-0.94 with normal ones (README):
+# at p = 0.90 the bound fails with probability 4.3% per coefficient. The seeds are fixed, so the
 # test is deterministic once it passes. A method whose true coverage is 0.80 passes the bound with
 # probability P(X >= 16 | 0.80) = 0.63, so coverage alone cannot tell a skipped adjustment: the
 # test also asserts that the adjusted intervals are wider than the unadjusted pseudo-posterior's
