@@ -25,5 +25,6 @@ def test_bench_config_times_the_summaries_as_a_share_of_sampling(tmp_path, monke
     (tmp_path / "toy.yaml").write_text(yaml.safe_dump(base_config()))
     row = benchmark.bench_config(tmp_path / "toy.yaml")
     assert row["n"] == 150 and row["sample_s"] == 40.0 and row["survey_adjust_s"] == 0
-    assert 0 < row["summarise_s"] < row["wall_s"]
+    # both rounded to 0.1 s: with fake sampling the run is almost all summaries
+    assert 0 < row["summarise_s"] <= row["wall_s"]
     assert math.isclose(row["summarise_share"], row["summarise_s"] / 40.0, abs_tol=0.002)
