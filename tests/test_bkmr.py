@@ -197,6 +197,7 @@ def test_prior_override_changes_the_model_and_bad_priors_fail():
         gibbs(design, BkmrSpec(name="bkmr"), bad)
 
 
+@pytest.mark.slow  # a recovery test: 35-50 s of MCMC
 def test_probit_recovers_active_exposures_on_binary_data():
     """R's probit BKMR fails here or gives null exposures PIPs of 0.78-0.99."""
     design, truth = simulate(600, seed=6)  # at n=300 this data set gives x5 a PIP of 0.4

@@ -125,6 +125,7 @@ def test_poisson_rate_ratios_match_statsmodels(poisson_fit):
     assert table["sd"].to_numpy() == pytest.approx(mle.bse[1:3], rel=0.2)
 
 
+@pytest.mark.slow  # a recovery test: 15-20 s of MCMC
 def test_bwqs_poisson_recovers_weights():
     rng = np.random.default_rng(33)
     n, m, b1 = 700, len(TRUE_WEIGHTS), 0.6

@@ -295,6 +295,7 @@ def test_binary_or_and_marginal_rr_rd_agree_with_frequentist_gcomputation():
 # --- degree 2: a U-shaped joint effect --------------------------------------------------------
 
 
+@pytest.mark.slow  # a recovery test: 20-25 s of MCMC
 def test_degree_two_finds_a_u_shaped_joint_effect():
     m, n = 3, 600
     frame = exposures_frame(n, m, seed=51)

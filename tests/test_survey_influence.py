@@ -103,11 +103,22 @@ def test_adjust_rescales_to_the_variance_with_t_tails():
     target = np.array([1.0, 0.25, 3.0])
     normal = survey_influence.adjust(values, target)
     assert np.allclose(normal.var(axis=(0, 1), ddof=1), target[:2].tolist() + [0.0])
-    assert np.allclose(normal.mean(axis=(0, 1)), values.mean(axis=(0, 1)))
+    assert np.allclose(np.median(normal, axis=(0, 1)), np.median(values, axis=(0, 1)))
     t = survey_influence.adjust(values, target, t_df=8, seed=2)
     half = np.diff(np.quantile(t[..., 0], [0.025, 0.975]))[0] / 2
     expected = stats.t.ppf(0.975, 8) * np.sqrt(target[0])
     assert half == pytest.approx(expected, rel=0.03)
+
+
+def test_adjust_keeps_a_spike_at_zero_where_it_is():
+    """A summary that is exactly 0 in most draws (an exposure rarely selected) keeps its
+    spike at 0 when its spread is doubled: the draws are scaled about the median."""
+    rng = np.random.default_rng(3)
+    slab = rng.random((2, 2000)) < 0.2
+    values = np.where(slab, rng.normal(-0.5, 0.2, (2, 2000)), 0.0)[..., None]
+    adjusted = survey_influence.adjust(values, 4 * values.var(axis=(0, 1), ddof=1))
+    assert np.array_equal(adjusted == 0, values == 0)
+    assert adjusted.var(ddof=1) == pytest.approx(4 * values.var(ddof=1))
 
 
 def test_adjust_refuses_a_variance_it_cannot_trust():

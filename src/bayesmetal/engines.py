@@ -38,11 +38,13 @@ def sample(fit: Fit, sampler: SamplerSpec, seed_offset: int = 0) -> InferenceDat
 def survey_adjusted(
     fit: Fit, idata: InferenceData, survey: SurveyWeights | None, seed: int = 0
 ) -> InferenceData:
-    """The fit's pseudo-posterior adjusted to the survey design's spread (`survey_adjust`,
-    its t tails drawn from `seed`); unchanged without a design, or when already adjusted (it
-    keeps `pseudo_posterior`)."""
+    """The fit's pseudo-posterior adjusted to the survey design's spread (the fit's own
+    `adjust`, else `survey_adjust`; t tails drawn from `seed`); unchanged without a design,
+    or when already adjusted (it keeps `pseudo_posterior`)."""
     if survey is None or survey_adjust.UNADJUSTED in idata.groups():
         return idata
+    if fit.adjust is not None:
+        return fit.adjust(idata, survey, seed)
     if fit.engine != PYMC:
         raise ConfigError(f"fit {fit.label!r}: the {fit.engine} engine takes no survey weights")
     return survey_adjust.adjust(fit.build(), idata, survey, seed)

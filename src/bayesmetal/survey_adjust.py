@@ -163,8 +163,18 @@ def adjust(
     scales = t_scales(len(draws), survey.t_df, seed)
     adjusted = centre + ((draws - centre) @ mapping) * scales[:, None]
     posterior = constrained(model, adjusted, idata.posterior)
+    method = "Williams-Savitsky sandwich, Taylor linearisation"
+    return with_adjusted(idata, posterior, survey, method, start)
+
+
+def with_adjusted(
+    idata: InferenceData, posterior: xr.Dataset, survey: SurveyWeights, method: str, start: float
+) -> InferenceData:
+    """The idata with the design-adjusted `posterior` in place of its own, which is kept in
+    the group `pseudo_posterior`; the design, the adjustment's `method` and its intervals in
+    the posterior's attrs, and the seconds since `start` (perf_counter) in the idata's."""
     posterior.attrs["survey_design"] = survey.label
-    posterior.attrs["survey_adjustment"] = "Williams-Savitsky sandwich, Taylor linearisation"
+    posterior.attrs["survey_adjustment"] = method
     posterior.attrs["survey_intervals"] = (
         "normal" if survey.t_df is None else f"t on {survey.t_df} design df"
     )

@@ -25,8 +25,11 @@ person's: PSU p's total is taken as L_p - (W_p / W) L, with W_p / W its share of
 L the whole weighted log-likelihood. For a GLM coefficient Cov_post(theta, L) is about 0 (the
 score sums to 0 at the mode); for summaries that move with the posterior's effective sample
 size (inclusion probabilities) it is not. `adjust` then rescales each
-summary's draws about their mean to that variance, with the t tails of the design df when the
-design asks for them (as `survey_adjust` does).
+summary's draws to that variance, with the t tails of the design df when the design asks for
+them (as `survey_adjust` does). The draws are scaled about their median, the point estimate
+the summaries report: the variance is matched about any centre, and a spike-and-slab summary
+(an exposure rarely in the model: most draws exactly 0) keeps its spike at 0, where scaling
+about the mean would move it.
 """
 
 from __future__ import annotations
@@ -81,11 +84,11 @@ def design_variance(
 def adjust(
     values: np.ndarray, variance: np.ndarray, t_df: int | None = None, seed: int = 0
 ) -> np.ndarray:
-    """The (chain, draw, G) summary draws rescaled about their mean so that each summary's
+    """The (chain, draw, G) summary draws rescaled about their median so that each summary's
     variance is `variance` (draws of a summary with no spread stay as they are), with the
     tails of a t on `t_df` degrees of freedom when given. Each summary is matched alone:
     contrasts must be summaries themselves, not formed from adjusted draws afterwards."""
-    centre = values.mean(axis=(0, 1))
+    centre = np.median(values, axis=(0, 1))
     spread = values.var(axis=(0, 1), ddof=1)
     unseen = (spread > 0) & ~(variance > 0)
     if unseen.any():  # never a zero-width interval in silence

@@ -26,12 +26,18 @@ stratum and PSU codes) is built by `survey_design.survey_frame(...).weights_for(
 NHANES pipeline builds it. Ignoring the weights over-represents group 1 (a biased slope);
 ignoring the PSUs understates the variance.
 
+BKMR's overall risk (all metals at their q-th sample quantile against all at the median) has
+as population value the same contrast of the population's regression function, which is linear
+in the log metals (the metals are independent of the group and of u_psu): the census GLM
+slopes times the differences of the sample's log-metal quantiles, the points BKMR evaluates h
+at in that replicate.
+
 `coverage_replicate` fits one sample weighted (then design-adjusted by `workflow.fit_design`,
 with t intervals on the design df, the config default) and unweighted, and records whether
 each 95% interval covers the population value; the weighted pseudo-posterior before the
-adjustment (kept in the idata) gives the coverage with the adjustment disabled, and adjusting
-it again with normal intervals the coverage without the t tails, with no extra sampling.
-`coverage_table` summarises replicates.
+adjustment (kept in the idata; for BKMR, the summaries without the design) gives the coverage
+with the adjustment disabled, and adjusting it again with normal intervals the coverage
+without the t tails, with no extra sampling. `coverage_table` summarises replicates.
 """
 
 from __future__ import annotations
@@ -44,9 +50,12 @@ import pandas as pd
 
 from bayesmetal.arviz_api import InferenceData
 from bayesmetal.design import Design, make_design
+from bayesmetal.models.bkmr import BkmrSpec, summary_posterior
 from bayesmetal.models.bwqs import BwqsSpec
+from bayesmetal.models.contract import Fit
 from bayesmetal.models.glm import GlmSpec
 from bayesmetal.run_schema import ModelSpec, SamplerSpec
+from bayesmetal.summaries.bkmr import overall_risk
 from bayesmetal.survey_adjust import UNADJUSTED, adjust
 from bayesmetal.survey_design import SurveyWeights, survey_frame
 from bayesmetal.workflow import fit_design
@@ -227,10 +236,12 @@ def sample_designs(
 
 
 MODELS: dict[str, tuple[ModelSpec, str]] = {
-    # name -> (spec, the variable whose intervals are scored)
+    # name -> (spec, the variable whose intervals are scored; for BKMR the summary)
     "glm": (GlmSpec(name="glm", kind="multi"), "beta"),
     "bwqs": (BwqsSpec(name="bwqs"), "b1"),
+    "bkmr": (BkmrSpec(name="bkmr", knots=50), "overall"),
 }
+OVERALL_QS = (0.25, 0.75)  # BKMR overall-risk quantiles scored (against all at the median)
 
 
 def _draws(dataset, variable: str) -> dict[str, np.ndarray]:
@@ -263,6 +274,66 @@ def interval_rows(
     return rows
 
 
+def overall_truth(design: Design, truth: dict[str, float]) -> dict[str, float]:
+    """The population value of the overall risk at each of OVERALL_QS: the census slopes
+    times the differences of the sample's log-metal quantiles (module docstring)."""
+    slopes = np.array([truth[f"beta[{name}]"] for name in METALS])
+    centre = np.quantile(design.log_exposures, 0.5, axis=0)
+    return {
+        f"overall[{q:g}]": float(slopes @ (np.quantile(design.log_exposures, q, axis=0) - centre))
+        for q in OVERALL_QS
+    }
+
+
+def bkmr_intervals(
+    fit: Fit, idata: InferenceData, design: Design, truth: dict[str, float], seed: int
+) -> dict[str, list[dict[str, float]]]:
+    """Per weighting, the overall-risk rows at OVERALL_QS (as `interval_rows`) from BKMR's
+    summaries: with a survey design adjusted (t, normal) and not ('pseudo')."""
+    spec = MODELS["bkmr"][0]
+    post = summary_posterior(idata, design, spec, fit.constant_data["knots"][1], seed)
+    if post.survey is None:
+        variants = {"unweighted": post}
+    else:
+        variants = {
+            "adjusted": post,
+            "adjusted_normal": replace(post, survey=replace(post.survey, intervals="normal")),
+            "pseudo": replace(post, survey=None),
+        }
+    values = overall_truth(design, truth)
+    rows = {}
+    for weighting, variant in variants.items():
+        table = overall_risk(variant, qs=OVERALL_QS, seed=seed).set_index("quantile")
+        rows[weighting] = [
+            {
+                "parameter": name,
+                "truth": value,
+                "mean": float(table.loc[q, "mean"]),
+                "lower": float(table.loc[q, "lower"]),
+                "upper": float(table.loc[q, "upper"]),
+                "covered": bool(table.loc[q, "lower"] <= value <= table.loc[q, "upper"]),
+            }
+            for q, (name, value) in zip(OVERALL_QS, values.items(), strict=True)
+        ]
+    return rows
+
+
+def posterior_intervals(
+    fit: Fit, idata: InferenceData, design: Design, variable: str, truth: dict[str, float]
+) -> dict[str, list[dict[str, float]]]:
+    """Per weighting, the rows of `variable` (`interval_rows`): the adjusted posterior, the
+    pseudo-posterior adjusted again with normal intervals, and the pseudo-posterior; the
+    posterior alone ('unweighted') without a survey design."""
+    if design.survey is None:
+        return {"unweighted": interval_rows(idata.posterior, variable, truth)}
+    pseudo = getattr(idata, UNADJUSTED)
+    normal = adjust(
+        fit.build(), InferenceData(posterior=pseudo), replace(design.survey, intervals="normal")
+    )
+    datasets = {"adjusted": idata.posterior, "adjusted_normal": normal.posterior, "pseudo": pseudo}
+    return {name: interval_rows(data, variable, truth) for name, data in datasets.items()}
+
+
 def coverage_replicate(
     population: Population,
     replicate: int,
@@ -282,36 +353,27 @@ def coverage_replicate(
     rows = []
     for model in models:
         spec, variable = MODELS[model]
-        for name, design in designs.items():
+        for design in designs.values():
             start = time.perf_counter()
             fits, idatas = fit_design(design, spec, sampler)
-            idata = next(iter(idatas.values()))
+            idata = idatas[fits[0].label]
+            if model == "bkmr":
+                scored = bkmr_intervals(fits[0], idata, design, population.truth, sampler.seed)
+            else:
+                scored = posterior_intervals(fits[0], idata, design, variable, population.truth)
             seconds = time.perf_counter() - start
-            groups = {"unweighted": idata.posterior}
-            if name == "weighted":
-                pseudo = getattr(idata, UNADJUSTED)
-                normal = adjust(
-                    fits[0].build(),
-                    InferenceData(posterior=pseudo),
-                    replace(design.survey, intervals="normal"),
-                )
-                groups = {
-                    "adjusted": idata.posterior,
-                    "adjusted_normal": normal.posterior,
-                    "pseudo": pseudo,
+            rows += [
+                {
+                    "replicate": replicate,
+                    "model": model,
+                    "weighting": weighting,
+                    **row,
+                    "n": design.n,
+                    "fit_seconds": seconds,
                 }
-            for weighting, dataset in groups.items():
-                for row in interval_rows(dataset, variable, population.truth):
-                    rows.append(
-                        {
-                            "replicate": replicate,
-                            "model": model,
-                            "weighting": weighting,
-                            **row,
-                            "n": design.n,
-                            "fit_seconds": seconds,
-                        }
-                    )
+                for weighting, score_rows in scored.items()
+                for row in score_rows
+            ]
     return pd.DataFrame(rows)
 
 

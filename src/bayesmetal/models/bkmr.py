@@ -13,6 +13,8 @@ of `bayesmetal.bkmr.posterior`.
 
 from __future__ import annotations
 
+import time
+from functools import partial
 from typing import Any, Literal
 
 import numpy as np
@@ -20,9 +22,9 @@ import pymc as pm
 import pytensor.tensor as pt
 from pydantic import Field, model_validator
 
-from bayesmetal import plots
+from bayesmetal import plots, survey_influence
 from bayesmetal import priors as prior_lib
-from bayesmetal.arviz_api import stored_data
+from bayesmetal.arviz_api import InferenceData, stored_data
 from bayesmetal.bkmr import posterior as contract
 from bayesmetal.bkmr import priors as bkmr_priors
 from bayesmetal.bkmr.engine import NAME as GIBBS
@@ -38,6 +40,10 @@ from bayesmetal.models.contract import Fit, Fitted, ModelDefinition, Summary
 from bayesmetal.priors import Priors
 from bayesmetal.run_schema import ModelSpec
 from bayesmetal.summaries import bkmr as bkmr_summary
+from bayesmetal.survey_adjust import with_adjusted
+from bayesmetal.survey_design import SurveyWeights
+
+JACKKNIFE = "Bayesian infinitesimal jackknife over PSUs (beta and the h summaries)"
 
 
 class BkmrEngine(Strict):
@@ -51,6 +57,8 @@ class BkmrSummaries(Strict):
     """How h is summarised."""
 
     draws_for_h: int = Field(default=200, ge=10)  # posterior draws used for h summaries
+    # with a survey design, instead: the draws the design adjustment estimates from
+    draws_for_design: int = Field(default=2000, ge=100)
     ngrid: int = Field(default=30, ge=5, le=200)  # grid points of exposure-response curves
 
 
@@ -119,8 +127,13 @@ def knots_for(design: Design, spec: BkmrSpec, seed: int) -> np.ndarray | None:
 def fits(design: Design, spec: BkmrSpec, priors: Priors, seed: int) -> list[Fit]:
     """One fit: the declaration, and for the Gibbs engine the data it reads (knots chosen
     from the run's seed, stored with the posterior for the summaries)."""
-    if design.family == "bernoulli" and design.survey is not None:
+    if design.survey is not None and design.family == "bernoulli":
         raise ConfigError("survey weights: the probit BKMR has no weighted pseudo-likelihood")
+    if design.survey is not None and spec.random_intercept:
+        raise ConfigError(
+            "survey weights with model.random_intercept: a multilevel model needs weights at "
+            "each level, which NHANES does not publish; drop one of them"
+        )
     knots = knots_for(design, spec, seed)
     data = BkmrData(
         y=design.y,
@@ -147,6 +160,7 @@ def fits(design: Design, spec: BkmrSpec, priors: Priors, seed: int) -> list[Fit]
             engine=GIBBS if gibbs else PYMC,
             problem=GibbsProblem(data, priors, coords) if gibbs else None,
             constant_data={} if knots is None else {"knots": (("knot", "exposure"), knots)},
+            adjust=partial(adjust_to_design, design, spec, knots),
         )
     ]
 
@@ -215,6 +229,48 @@ def build_bkmr(design: Design, spec: BkmrSpec, priors: Priors) -> pm.Model:
     return model
 
 
+def summary_posterior(
+    idata: InferenceData, design: Design, spec: BkmrSpec, knots: np.ndarray | None, seed: int
+) -> bkmr_summary.HPosterior:
+    """The draws the h summaries use: `draws_for_h`, or `draws_for_design` under a survey
+    design (the jackknife's covariances need many)."""
+    n_draws = spec.summaries.draws_for_h
+    if design.survey is not None:
+        n_draws = spec.summaries.draws_for_design
+    return bkmr_summary.h_posterior(idata, design, n_draws, knots, seed)
+
+
+def adjust_to_design(
+    design: Design,
+    spec: BkmrSpec,
+    knots: np.ndarray | None,
+    idata: InferenceData,
+    survey: SurveyWeights,
+    seed: int,
+) -> InferenceData:
+    """beta's draws rescaled to their design-based variance by the infinitesimal jackknife
+    (`survey_influence`, from `draws_for_design` draws and h at the data drawn with them),
+    with t tails on the design df when the design asks for them; the other parameters are
+    left as the pseudo-posterior has them (the h summaries are adjusted when summarised)."""
+    start = time.perf_counter()
+    posterior = idata.posterior
+    if contract.BETA not in posterior:
+        return with_adjusted(idata, posterior.copy(), survey, JACKKNIFE, start)
+    post = summary_posterior(idata, design, spec, knots, seed)
+    h = bkmr_summary.sample_h_new(post, np.empty((0, design.z.shape[1])), seed)
+    beta = posterior[contract.BETA]
+    chains = post.chains
+    variance = survey_influence.design_variance(
+        post.beta.reshape(chains, -1, post.beta.shape[1]),
+        h.design.loglik.reshape(chains, -1, design.n),
+        survey,
+    )
+    adjusted = survey_influence.adjust(beta.to_numpy(), variance, survey.t_df, seed)
+    return with_adjusted(
+        idata, posterior.assign({contract.BETA: beta.copy(data=adjusted)}), survey, JACKKNIFE, start
+    )
+
+
 def group_index(design: Design, spec: BkmrSpec) -> np.ndarray | None:
     """Group number of each exposure for hierarchical selection; groups must partition them."""
     if spec.selection != "hierarchical":
@@ -241,7 +297,7 @@ def summarise(fitted: Fitted, spec: BkmrSpec) -> Summary:
     idata, design = fitted.idatas["bkmr"], fitted.design
     prob, seed = fitted.settings.ci_prob, fitted.seed
     knots = stored_data(idata, "constant_data").get("knots")  # those the chains used
-    post = bkmr_summary.h_posterior(idata, design, spec.summaries.draws_for_h, knots)
+    post = summary_posterior(idata, design, spec, knots, seed)
     ngrid = spec.summaries.ngrid
     out = Summary(headline=("pips", "overall_risk", "univariate"))
     tables = out.tables
@@ -307,5 +363,4 @@ MODEL = ModelDefinition(
     fits,
     summarise,
     check_priors,
-    survey=False,  # the Gibbs engine has no weighted pseudo-likelihood yet
 )

@@ -39,7 +39,9 @@ class Fit:
     Gibbs engine never builds it at full size); `posterior` maps each variable its
     InferenceData must hold to its dims; `engine` names the sampler (`bayesmetal.engines`),
     with `problem` what a dedicated engine reads; `constant_data` holds arrays the summaries
-    need beside the design (BKMR's knots), as {name: (dims, array)}.
+    need beside the design (BKMR's knots), as {name: (dims, array)}. `adjust(idata, survey,
+    seed)`, when given, maps a weighted fit's pseudo-posterior to the survey design in place
+    of `survey_adjust`'s sandwich on the PyMC declaration (BKMR's jackknife).
     """
 
     label: str
@@ -48,6 +50,7 @@ class Fit:
     engine: str = "pymc"
     problem: Any = None
     constant_data: dict[str, tuple[Dims, np.ndarray]] = field(default_factory=dict)
+    adjust: Callable[..., InferenceData] | None = None
 
     @property
     def diagnosed(self) -> list[str]:
@@ -103,8 +106,8 @@ class ModelDefinition:
     - `fits(design, spec, priors, seed)`: the fits it declares (one, or one per exposure);
     - `summarise(fitted, spec)`: its tables and figures;
     - `check_priors(spec, priors)`: what its engine cannot honour, refused at load (optional);
-    - `survey`: whether its fits take survey weights (a pseudo-likelihood in PyMC, adjusted
-      by `survey_adjust`).
+    - `survey`: whether its fits take survey weights (a pseudo-likelihood, adjusted to the
+      design by `survey_adjust` or the fit's own `adjust`).
     """
 
     name: str

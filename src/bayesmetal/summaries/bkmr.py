@@ -19,6 +19,13 @@ exposures z for covariates at their means (X is centred). The curves therefore a
 `change`: h minus h with every exposure at its q_fixed quantile, per draw (its interval
 excludes the uncertainty of the level). Exposures are on the standardised log scale used by
 the model (the tables also give the concentration).
+
+With a survey design (gaussian outcomes: the weighted pseudo-likelihood of `bkmr.kernel`),
+every summary's draws are also rescaled to its design-based variance (`DesignAdjustment`): h
+at the data is drawn jointly with h at the summary's points, each person's weighted
+log-likelihood given that h is the per-person term the infinitesimal jackknife of
+`survey_influence` needs, and each summary row (each contrast alone) is rescaled about its
+median. The Rao-Blackwellised `mean` is the pseudo-posterior's.
 """
 
 from __future__ import annotations
@@ -29,7 +36,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 from scipy.special import ndtr
+from scipy.stats import norm
+from threadpoolctl import threadpool_limits
 
+from bayesmetal import survey_influence
 from bayesmetal.arviz_api import InferenceData
 from bayesmetal.bkmr.kernel import (
     Noise,
@@ -54,10 +64,13 @@ from bayesmetal.bkmr.posterior import (
 from bayesmetal.design import Design
 from bayesmetal.summaries.posterior import draws as flat_draws
 from bayesmetal.summaries.posterior import sd
+from bayesmetal.survey_adjust import UNADJUSTED
+from bayesmetal.survey_design import SurveyWeights
 
 PERSON_CHUNK_BYTES = 2**27  # working array of the average over persons (128 MiB)
 POINT_ESTIMATE = "median"  # the statistic reported as `estimate` (see the module docstring)
 RARE_INCLUSION = 0.01  # below this posterior inclusion probability a row says so (`note`)
+UNADJUSTED_NOTE = "design variance not estimable from these draws: interval not design-adjusted"
 
 
 @dataclass(frozen=True)
@@ -90,6 +103,9 @@ class HPosterior:
     # (filled by `_coefficients`: they do not depend on the new points)
     coefficients: dict[int, tuple[np.ndarray, ...]] = field(default_factory=dict, repr=False)
     weights: np.ndarray | None = None  # (n,) survey weights of a weighted pseudo-likelihood
+    survey: SurveyWeights | None = None  # the design the summaries are adjusted to
+    chains: int = 1  # the draws are `chains` equal chain-major blocks (the jackknife's halves)
+    seed: int = 0  # of the design adjustment's t multipliers
 
     @property
     def noise(self) -> Noise:
@@ -115,13 +131,32 @@ class HPosterior:
         return float(self.delta[:, cols].max(axis=1).mean())
 
 
+def _evenly(chains: int, draws: int, n_draws: int, by_chain: bool) -> np.ndarray:
+    """Flat indices of about `n_draws` draws evenly spaced over chains and draws (R's `sel`);
+    `by_chain`: the same draws of every chain, so that they form equal chain blocks."""
+    total = chains * draws
+    if not by_chain:
+        return np.linspace(0, total - 1, min(n_draws, total)).astype(int)
+    step = max(1, -(-total // n_draws))
+    return (np.arange(chains)[:, None] * draws + np.arange(0, draws, step)).ravel()
+
+
 def h_posterior(
-    idata: InferenceData, design: Design, n_draws: int, knots: np.ndarray | None = None
+    idata: InferenceData,
+    design: Design,
+    n_draws: int,
+    knots: np.ndarray | None = None,
+    seed: int = 0,
 ) -> HPosterior:
-    """Pick `n_draws` posterior draws evenly spaced over chains and draws (R's `sel`)."""
+    """Pick about `n_draws` posterior draws evenly spaced over chains and draws (R's `sel`);
+    with a survey design, of the pseudo-posterior (the draws h was conditioned on), and the
+    same draws of every chain (`DesignAdjustment` splits them by chain)."""
+    survey = design.survey if design.family == "gaussian" else None
+    if UNADJUSTED in idata.groups():  # beta's draws were design-adjusted: not h's partners
+        idata = InferenceData(posterior=getattr(idata, UNADJUSTED))
     posterior = idata.posterior
-    total = posterior.sizes["chain"] * posterior.sizes["draw"]
-    take = np.linspace(0, total - 1, min(n_draws, total)).astype(int)
+    chains = posterior.sizes["chain"]
+    take = _evenly(chains, posterior.sizes["draw"], n_draws, by_chain=survey is not None)
 
     def pick(name: str) -> np.ndarray:
         return flat_draws(idata, name)[take].astype(float)
@@ -148,6 +183,9 @@ def h_posterior(
         h_data=pick(H) if H in posterior else None,
         delta=flat_draws(idata, DELTA).astype(float) if DELTA in posterior else None,
         weights=design.likelihood_weights,
+        survey=survey,
+        chains=chains if survey is not None else 1,
+        seed=seed,
     )
 
 
@@ -188,36 +226,84 @@ def _conditional(
     return k_g @ mean, root @ root.T
 
 
+def weighted_loglik(post: HPosterior, h_data: np.ndarray) -> np.ndarray:
+    """(S, n): each person's survey weight times log N(y_i; h_i + x_i beta, sigma2), per draw,
+    given h at the data `h_data` (S, n): the pseudo-likelihood's per-person terms."""
+    resid = np.stack([post.target(s) for s in range(len(post.lam))]) - h_data
+    return post.weights * norm.logpdf(resid, scale=np.sqrt(post.sigma_sq)[:, None])
+
+
+@dataclass(frozen=True)
+class DesignAdjustment:
+    """Rescales summary draws to their design-based variance (`survey_influence`), given each
+    draw's weighted per-person log-likelihood (S, n) from the h drawn with them."""
+
+    survey: SurveyWeights
+    loglik: np.ndarray
+    chains: int
+    seed: int
+
+    def __call__(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The (S, G) draws rescaled, and which columns kept their spread because the design
+        variance estimate was not positive (too few draws to see the design)."""
+        blocks = values.reshape(self.chains, -1, values.shape[1])
+        loglik = self.loglik.reshape(self.chains, -1, self.loglik.shape[1])
+        variance = survey_influence.design_variance(blocks, loglik, self.survey)
+        spread = blocks.var(axis=(0, 1), ddof=1)
+        unseen = (spread > 0) & ~(variance > 0)
+        variance = np.where(unseen, spread, variance)
+        adjusted = survey_influence.adjust(blocks, variance, self.survey.t_df, self.seed)
+        return adjusted.reshape(values.shape), unseen
+
+
 @dataclass(frozen=True)
 class HSamples:
     """h at G new points for S posterior draws: each draw's GP-conditional mean (and
-    variance), and one joint draw from that conditional."""
+    variance), and one joint draw from that conditional; with a survey design, what rescales
+    the draws of any contrast of them to the design (`design`)."""
 
     mean: np.ndarray  # (S, G)
     draw: np.ndarray  # (S, G)
     var: np.ndarray | None = None  # (S, G) conditional variances; a contrast drops them
+    design: DesignAdjustment | None = None
 
     def map(self, contrast: Callable[[np.ndarray], np.ndarray]) -> HSamples:
         """A linear contrast of the points (columns), applied alike to means and draws."""
-        return HSamples(contrast(self.mean), contrast(self.draw))
+        return HSamples(contrast(self.mean), contrast(self.draw), design=self.design)
 
 
 def sample_h_new(post: HPosterior, z_new: np.ndarray, seed: int) -> HSamples:
     """Each posterior draw's GP conditional of h(z_new): mean, variances and one joint draw
-    (R's SamplePred gives the draw only). With knots, h = K_gk c with c ~ N(m, B B') in k
-    dimensions (`_coefficients`): the draw is K_gk (m + B e), e ~ N(0, I_k), and the
-    variances are the row sums of (K_gk B)^2; without knots, a G x G Cholesky per draw."""
+    (R's SamplePred gives the draw only); with a survey design, h at the data drawn jointly
+    gives the draws' `DesignAdjustment`."""
+    if post.survey is None:
+        return _sample_h(post, z_new, seed)
+    joint = _sample_h(post, np.vstack([z_new, post.z]), seed)
+    g = len(z_new)
+    design = DesignAdjustment(
+        post.survey, weighted_loglik(post, joint.draw[:, g:]), post.chains, post.seed
+    )
+    return HSamples(joint.mean[:, :g], joint.draw[:, :g], joint.var[:, :g], design)
+
+
+def _sample_h(post: HPosterior, z_new: np.ndarray, seed: int) -> HSamples:
+    """Mean, variances and one joint draw of h(z_new) under each draw's GP conditional. With
+    knots, h = K_gk c with c ~ N(m, B B') in k dimensions (`_coefficients`): the draw is
+    K_gk (m + B e), e ~ N(0, I_k), and the variances are the row sums of (K_gk B)^2; without
+    knots, a G x G Cholesky per draw."""
     rng = np.random.default_rng(seed)
     shape = (len(post.lam), len(z_new))
     mean, var, draw = np.empty(shape), np.empty(shape), np.empty(shape)
     if post.knots is not None:
-        for s in range(len(post.lam)):
-            coef_mean, factor = _coefficients(post, s)
-            k_g = kernel(z_new, post.knots, post.r[s])
-            root = k_g @ factor
-            mean[s] = k_g @ coef_mean
-            var[s] = np.einsum("gk,gk->g", root, root)
-            draw[s] = mean[s] + root @ rng.standard_normal(len(factor))
+        # k-dimensional algebra: threaded BLAS spent 30 times longer waking threads
+        with threadpool_limits(1):
+            for s in range(len(post.lam)):
+                coef_mean, factor = _coefficients(post, s)
+                k_g = kernel(z_new, post.knots, post.r[s])
+                root = k_g @ factor
+                mean[s] = k_g @ coef_mean
+                var[s] = np.einsum("gk,gk->g", root, root)
+                draw[s] = mean[s] + root @ rng.standard_normal(len(factor))
         return HSamples(mean, draw, var)
     same_group = None if post.onehot is None else post.onehot @ post.onehot.T
     for s in range(len(post.lam)):
@@ -232,14 +318,19 @@ def sample_h_new(post: HPosterior, z_new: np.ndarray, seed: int) -> HSamples:
 
 
 def _notes(
-    mean: np.ndarray, lower: np.ndarray, upper: np.ndarray, prob: float, included: np.ndarray
+    mean: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    prob: float,
+    included: np.ndarray,
+    unadjusted: np.ndarray,
 ) -> np.ndarray:
     """Per row, what a reader must know before quoting the mean: the exposures it depends on
     are almost never in h (inclusion probability below RARE_INCLUSION), or the mean lies
-    outside its own interval; '' otherwise."""
+    outside its own interval, or a survey design could not adjust its interval; '' otherwise."""
     notes = []
-    for m, lo, hi, p in zip(mean, lower, upper, included, strict=True):
-        parts = []
+    for m, lo, hi, p, kept in zip(mean, lower, upper, included, unadjusted, strict=True):
+        parts = [UNADJUSTED_NOTE] if kept else []
         if p < RARE_INCLUSION:  # NaN (no selection) compares False
             parts.append(f"PIP < {RARE_INCLUSION:g} ({p:.2g}): estimate reflects rare inclusions")
         tol = 1e-12 * max(1.0, abs(lo), abs(hi))  # rounding, not an excursion
@@ -259,20 +350,24 @@ def _summarise(
     mean, Rao-Blackwellised (average of the conditional means); median, sd and the
     equal-tailed interval from the joint draws; note (`_notes`), given each row's inclusion
     probability `included`. Where the posterior is mostly a spike at zero (PIPs near 0, a rare
-    large value), the mean can lie outside the interval; the median cannot."""
+    large value), the mean can lie outside the interval; the median cannot. With a survey
+    design the draws are first rescaled to the design (`DesignAdjustment`)."""
     tail = (1 - prob) / 2
-    mean, median = h.mean.mean(0), np.median(h.draw, 0)
-    lower, upper = np.quantile(h.draw, tail, 0), np.quantile(h.draw, 1 - tail, 0)
+    draws, unadjusted = h.draw, np.zeros(h.draw.shape[1], dtype=bool)
+    if h.design is not None:
+        draws, unadjusted = h.design(h.draw)
+    mean, median = h.mean.mean(0), np.median(draws, 0)
+    lower, upper = np.quantile(draws, tail, 0), np.quantile(draws, 1 - tail, 0)
     included = np.broadcast_to(np.asarray(included, dtype=float), mean.shape)
     return {
         "estimate": median,
         "estimate_is": np.full(mean.shape, POINT_ESTIMATE, dtype=object),
         "mean": mean,
         "median": median,
-        "sd": sd(h.draw),
+        "sd": sd(draws),
         "lower": lower,
         "upper": upper,
-        "note": _notes(mean, lower, upper, prob, included),
+        "note": _notes(mean, lower, upper, prob, included, unadjusted),
     }
 
 
@@ -365,7 +460,7 @@ def pred_resp_univar(
         grid_values.append(grid)
     reference = sample_h_new(post, np.vstack(points), seed)
     samples = reference.map(lambda x: x[:, 1:])
-    samples = HSamples(samples.mean, samples.draw, reference.var[:, 1:])
+    samples = HSamples(samples.mean, samples.draw, reference.var[:, 1:], reference.design)
     included = np.array([post.inclusion([name]) for name in labels])
     table = pd.DataFrame(
         {
