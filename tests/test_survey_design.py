@@ -107,10 +107,15 @@ def test_config_survey_switch():
         parse_config({**base_config(), "survey": True}, "x.yaml")
 
 
-def test_bkmr_refuses_survey_weights_at_load():
+def test_bkmr_takes_survey_weights_but_refuses_probit_and_random_intercepts_at_load():
     config = base_config(weight="w") | {"model": {"name": "bkmr"}, "survey": True}
-    with pytest.raises(ConfigError, match="bkmr model cannot use survey weights"):
-        parse_config(config, "x.yaml")
+    assert parse_config(config, "x.yaml").survey_design() == SurveySpec()
+    binary = config | {"table": config["table"] | {"family": "bernoulli"}}
+    with pytest.raises(ConfigError, match="x.yaml: survey: the probit BKMR"):
+        parse_config(binary, "x.yaml")
+    grouped = config | {"model": {"name": "bkmr", "random_intercept": "sex"}}
+    with pytest.raises(ConfigError, match="survey with model.random_intercept"):
+        parse_config(grouped, "x.yaml")
 
 
 def test_design_warns_when_design_df_is_below_the_coefficients():
@@ -199,7 +204,7 @@ def test_normal_intervals_are_a_config_choice_kept_by_the_run(tmp_path, monkeypa
     assert load_idata(str(out / "idata.nc")).posterior.attrs["survey_intervals"] == "normal"
     assert fit_main(["--summarise", str(out)]) == 0
     page = (out / "report.html").read_text()
-    assert "(Williams-Savitsky, normal intervals)" in page
+    assert "(Williams-Savitsky sandwich, Taylor linearisation; normal intervals)" in page
 
 
 def test_a_failed_adjustment_keeps_the_draws(tmp_path, monkeypatch):

@@ -180,11 +180,8 @@ def parse_config(
             model = registry.definition(config.model)
             if model.check_priors is not None:
                 model.check_priors(config.model, resolved)
-            if config.survey_design() is not None and not model.survey:
-                raise ConfigError(
-                    f"survey: the {model.name} model cannot use survey weights yet; "
-                    "set survey: false, or use glm, bwqs or qgcomp"
-                )
+            if config.survey_design() is not None and model.check_survey is not None:
+                model.check_survey(config.model, outcome_family(config))
     except ValidationError as exc:
         raise format_validation_error(exc, source, schema) from None
     except ConfigError as exc:  # priors become Prior objects and are checked as they load

@@ -152,7 +152,7 @@ def survey_notes(survey: SurveyWeights | None, coefficients: int) -> list[str]:
         return []
     said = [
         f"survey design: {survey.label}; weighted pseudo-likelihood, posterior adjusted to "
-        f"the design (Williams-Savitsky), {interval_words(survey)}"
+        f"the design, {interval_words(survey)}"
     ]
     if survey.df >= coefficients:
         return said

@@ -399,6 +399,7 @@ def write_summaries(folder: Path, results: Results) -> None:
     }
     fits = len(results.idatas)
     kind = getattr(config.model, "kind", None)
+    methods = {str(i.posterior.attrs.get("survey_adjustment")) for i in results.idatas.values()}
     lead = {
         "outcome": f"{design.outcome} ({design.family})",
         "exposures": ", ".join(design.exposures),
@@ -409,7 +410,7 @@ def write_summaries(folder: Path, results: Results) -> None:
         "survey design": "none (unweighted)"
         if design.survey is None
         else "weighted, design-adjusted posterior "
-        f"(Williams-Savitsky, {interval_words(design.survey)})",
+        f"({'; '.join(sorted(methods))}; {interval_words(design.survey)})",
     }
     if design.survey is not None:
         meta["survey design"] = design.survey.label

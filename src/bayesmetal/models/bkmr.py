@@ -119,6 +119,23 @@ def posterior_contract(design: Design, spec: BkmrSpec) -> dict[str, tuple[str, .
     )
 
 
+def check_survey(spec: BkmrSpec, family: str) -> None:
+    """What BKMR cannot do with survey weights: the probit model (its latent-variable Gibbs
+    updates have no weighted form: a likelihood raised to a power w is not a probit), and
+    random intercepts (a multilevel pseudo-likelihood needs weights at each level, which
+    NHANES does not publish)."""
+    if family == "bernoulli":
+        raise ConfigError(
+            "survey: the probit BKMR (binary outcome) has no weighted pseudo-likelihood; "
+            "set survey: false, or use glm, bwqs or qgcomp for a binary outcome"
+        )
+    if spec.random_intercept:
+        raise ConfigError(
+            "survey with model.random_intercept: a multilevel pseudo-likelihood needs "
+            "weights at each level, which NHANES does not publish; drop one of them"
+        )
+
+
 def knots_for(design: Design, spec: BkmrSpec, seed: int) -> np.ndarray | None:
     """The knot locations (standardised exposure space) when the model uses knots."""
     return None if spec.knots is None else choose_knots(design.z, spec.knots, seed)
@@ -127,13 +144,8 @@ def knots_for(design: Design, spec: BkmrSpec, seed: int) -> np.ndarray | None:
 def fits(design: Design, spec: BkmrSpec, priors: Priors, seed: int) -> list[Fit]:
     """One fit: the declaration, and for the Gibbs engine the data it reads (knots chosen
     from the run's seed, stored with the posterior for the summaries)."""
-    if design.survey is not None and design.family == "bernoulli":
-        raise ConfigError("survey weights: the probit BKMR has no weighted pseudo-likelihood")
-    if design.survey is not None and spec.random_intercept:
-        raise ConfigError(
-            "survey weights with model.random_intercept: a multilevel model needs weights at "
-            "each level, which NHANES does not publish; drop one of them"
-        )
+    if design.survey is not None:
+        check_survey(spec, design.family)
     knots = knots_for(design, spec, seed)
     data = BkmrData(
         y=design.y,
@@ -363,4 +375,5 @@ MODEL = ModelDefinition(
     fits,
     summarise,
     check_priors,
+    check_survey,
 )

@@ -106,8 +106,9 @@ class ModelDefinition:
     - `fits(design, spec, priors, seed)`: the fits it declares (one, or one per exposure);
     - `summarise(fitted, spec)`: its tables and figures;
     - `check_priors(spec, priors)`: what its engine cannot honour, refused at load (optional);
-    - `survey`: whether its fits take survey weights (a pseudo-likelihood, adjusted to the
-      design by `survey_adjust` or the fit's own `adjust`).
+    - `check_survey(spec, family)`: what it cannot do with survey weights, refused at load
+      (optional; every model takes them: a pseudo-likelihood adjusted to the design by
+      `survey_adjust` or the fit's own `adjust`).
     """
 
     name: str
@@ -117,7 +118,7 @@ class ModelDefinition:
     fits: Callable[[Design, Any, Priors, int], list[Fit]]
     summarise: Callable[[Fitted, Any], Summary]
     check_priors: Callable[[Any, Priors], None] | None = None
-    survey: bool = True
+    check_survey: Callable[[Any, str], None] | None = None
 
 
 def fit_label(kind: str, exposure: str) -> str:
