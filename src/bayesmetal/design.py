@@ -158,8 +158,9 @@ def survey_notes(survey: SurveyWeights | None, coefficients: int) -> list[str]:
         return said
     return said + [
         f"survey design: {survey.df} design degrees of freedom (PSUs - strata) but "
-        f"{coefficients} regression coefficients; the design-based variance is unstable "
-        "(R's svyglm gives no intervals). Pool more cycles, or use fewer covariates"
+        f"{coefficients} regression coefficients with every exposure in one model (intercept, "
+        "exposures, covariates); the design-based variance is unstable (R's svyglm gives no "
+        "intervals). Pool more cycles, or use fewer covariates"
     ]
 
 
