@@ -14,8 +14,8 @@ import pytest
 import yaml
 from scipy import stats
 
-from bayesmetal import survey_influence
-from bayesmetal.arviz_api import from_chains, load_idata
+from bayesmetal import survey_adjust, survey_influence
+from bayesmetal.arviz_api import from_chains, load_idata, with_group
 from bayesmetal.design import Design, make_design
 from bayesmetal.models.bkmr import BkmrSpec
 from bayesmetal.run_schema import SamplerSpec
@@ -109,8 +109,9 @@ def test_h_at_the_data_is_drawn_with_the_summary_points(case):
 
 def test_each_summary_gets_its_jackknife_variance_about_its_median(case):
     """The overall-risk rows: the reported SD is the jackknife's design SD of that contrast
-    (normal intervals: no t multipliers), the median stays; a row whose variance estimate is
-    not positive keeps its spread and says so."""
+    (normal intervals: no t multipliers), the median stays and the mean's distance from it is
+    scaled alike; a row whose variance estimate is not positive keeps its spread and says
+    so."""
     design, post = case
     post = replace(post, survey=replace(post.survey, intervals="normal"))
     samples = summary.sample_h_new(post, np.quantile(design.z, [0.5, 0.25, 0.75], axis=0), 7)
@@ -121,27 +122,52 @@ def test_each_summary_gets_its_jackknife_variance_about_its_median(case):
         post.survey,
     )
     out = summary._summarise(contrast)
-    assert np.allclose(out["median"], np.median(contrast.draw, axis=0))
-    assert np.allclose(out["mean"], contrast.mean.mean(0))
+    median = np.median(contrast.draw, axis=0)
+    assert np.allclose(out["median"], median)
     positive = variance > 0
     assert positive.any()
     assert np.allclose(out["sd"][positive], np.sqrt(variance[positive]))
     spread = contrast.draw.std(axis=0, ddof=1)
+    factor = np.where(positive, np.sqrt(np.abs(variance)) / spread, 1.0)
+    assert np.allclose(out["mean"], median + factor * (contrast.mean.mean(0) - median))
     assert np.allclose(out["sd"][~positive], spread[~positive])
     kept = [summary.UNADJUSTED_NOTE in note for note in out["note"]]
     assert kept == list(~positive)
 
 
-# Slow: beta's jackknife variance against the design-based sandwich of the linear regression
+def test_h_is_conditioned_on_the_pseudo_posterior_not_the_adjusted_beta(case):
+    design, _ = case
+    rng = np.random.default_rng(8)
+    draws = {
+        "beta": rng.normal(0.3, 0.05, (2, 50, 1)),
+        "lambda": rng.gamma(20, 0.05, (2, 50)),
+        "r": rng.gamma(20, 0.01, (2, 50, 3)),
+        "sigma_sq": rng.gamma(50, 0.02, (2, 50)),
+    }
+    coords = {"exposure": list(design.exposures), "coef": ["age"]}
+    dims = {"beta": ["coef"], "r": ["exposure"]}
+    pseudo = from_chains(draws, coords, dims)
+    adjusted = from_chains(draws | {"beta": draws["beta"] * 3}, coords, dims)
+    idata = with_group(pseudo, "posterior", adjusted.posterior, keep_as="pseudo_posterior")
+    post = summary.h_posterior(idata, design, 100, design.z[:12])
+    assert np.allclose(post.beta, draws["beta"].reshape(100, 1))
+    assert np.allclose(survey_adjust.unadjusted(idata).posterior["beta"], draws["beta"])
+
+
+# beta's jackknife variance against the design-based sandwich of the linear regression
 # y ~ 1 + age + log exposures (weighted least squares, Taylor linearisation over the same
 # PSUs), times the t variance df / (df - 2) of the adjusted draws. They estimate the same
 # variance of age's coefficient when h is nearly linear: measured over three seeds, 0.95-0.97
 # under simple random sampling and 0.77-0.94 with clusters of 10 (design effect about 3);
 # the bounds allow for the jackknife's Monte Carlo error from 2,000 draws and for the linear
-# model's misfit of h.
-@pytest.mark.slow
+# model's misfit of h. One case runs in the default suite (about 10 s), the others are slow.
 @pytest.mark.parametrize(
-    "clusters, seed, bounds", [(400, 1, (0.85, 1.15)), (40, 1, (0.7, 1.3)), (40, 2, (0.7, 1.3))]
+    "clusters, seed, bounds",
+    [
+        pytest.param(400, 1, (0.85, 1.15), marks=pytest.mark.slow),
+        pytest.param(40, 1, (0.7, 1.3), marks=pytest.mark.slow),
+        (40, 2, (0.7, 1.3)),
+    ],
 )
 def test_beta_jackknife_variance_is_the_linear_sandwich(clusters, seed, bounds):
     design = survey_design(400, seed, clusters)
@@ -191,7 +217,10 @@ def test_survey_bkmr_run_end_to_end(tmp_path):
     assert fit_main([str(path), "--out", str(out)]) == 0
     idata = load_idata(str(out / "idata.nc"))
     assert "pseudo_posterior" in idata.groups()
-    assert not np.allclose(idata.posterior["beta"], idata.pseudo_posterior["beta"])
+    beta, pseudo = idata.posterior["beta"], idata.pseudo_posterior["beta"]
+    # scaled about the median: it stays (up to the two middle draws' own t multipliers)
+    shift = beta.median(("chain", "draw")) - pseudo.median(("chain", "draw"))
+    assert np.all(np.abs(shift) < 0.01 * pseudo.std(("chain", "draw")))
     assert np.allclose(idata.posterior["lambda"], idata.pseudo_posterior["lambda"])
     page = (out / "report.html").read_text()
     assert "Bayesian infinitesimal jackknife over PSUs" in page
@@ -201,6 +230,13 @@ def test_survey_bkmr_run_end_to_end(tmp_path):
     first = (out / "overall_risk.csv").read_text()
     assert fit_main(["--summarise", str(out)]) == 0
     assert (out / "overall_risk.csv").read_text() == first, "the same seed, the same table"
+    # --extend continues the chains as sampled (the pseudo-posterior), then adjusts the whole
+    more = tmp_path / "more"
+    extend = [str(path), "--extend", str(out), "--out", str(more), "--set", "sampler.draws=50"]
+    assert fit_main(extend) == 0
+    extended = load_idata(str(more / "idata.nc"))
+    assert extended.pseudo_posterior.sizes["draw"] == 150
+    assert np.array_equal(extended.pseudo_posterior["beta"][:, :100], pseudo)
 
 
 def _table(folder: Path) -> None:

@@ -108,12 +108,15 @@ def test_config_survey_switch():
 
 
 def test_bkmr_takes_survey_weights_but_refuses_probit_and_random_intercepts_at_load():
-    config = base_config(weight="w") | {"model": {"name": "bkmr"}, "survey": True}
+    config = base_config(weight="w") | {"model": {"name": "bkmr", "knots": 20}, "survey": True}
     assert parse_config(config, "x.yaml").survey_design() == SurveySpec()
+    exact = config | {"model": {"name": "bkmr"}}
+    with pytest.raises(ConfigError, match="survey needs model.knots"):
+        parse_config(exact, "x.yaml")
     binary = config | {"table": config["table"] | {"family": "bernoulli"}}
     with pytest.raises(ConfigError, match="x.yaml: survey: the probit BKMR"):
         parse_config(binary, "x.yaml")
-    grouped = config | {"model": {"name": "bkmr", "random_intercept": "sex"}}
+    grouped = config | {"model": {"name": "bkmr", "knots": 20, "random_intercept": "sex"}}
     with pytest.raises(ConfigError, match="survey with model.random_intercept"):
         parse_config(grouped, "x.yaml")
 

@@ -56,6 +56,16 @@ def with_group(
     return new
 
 
+def restored(idata: InferenceData, group: str, kept_as: str) -> InferenceData:
+    """The inverse of `with_group`: a copy of `idata` whose `group` is the group `kept_as`,
+    which is dropped."""
+    groups = {name: getattr(idata, name) for name in idata.groups() if name != kept_as}
+    groups[group] = getattr(idata, kept_as)
+    new = az.InferenceData(**groups)
+    new.attrs.update(idata.attrs)
+    return new
+
+
 def stored_data(idata: InferenceData, group: str) -> dict[str, np.ndarray]:
     """The arrays of `group` by name; empty when the idata has no such group."""
     if group not in idata.groups():

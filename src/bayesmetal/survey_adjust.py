@@ -35,7 +35,7 @@ import pymc as pm
 import pytensor.tensor as pt
 import xarray as xr
 
-from bayesmetal.arviz_api import InferenceData, with_group
+from bayesmetal.arviz_api import InferenceData, restored, with_group
 from bayesmetal.errors import ConfigError
 from bayesmetal.families import WEIGHTED_LIKELIHOOD
 from bayesmetal.survey_design import SurveyWeights
@@ -136,6 +136,14 @@ def constrained(model: pm.Model, draws: np.ndarray, like: xr.Dataset) -> xr.Data
             free, model=model, merge_dataset=True, progressbar=False, compile_kwargs=FAST
         )
     return free.assign_attrs(like.attrs)
+
+
+def unadjusted(idata: InferenceData) -> InferenceData:
+    """The idata as sampled: a design-adjusted one's pseudo-posterior back as its posterior
+    (what continuing its chains must start from); others unchanged."""
+    if UNADJUSTED not in idata.groups():
+        return idata
+    return restored(idata, "posterior", UNADJUSTED)
 
 
 def t_scales(draws: int, df: int | None, seed: int) -> np.ndarray:

@@ -81,6 +81,22 @@ def design_variance(
     return np.diag(survey.psu_covariance(psi_a.T, psi_b.T))
 
 
+def estimable(values: np.ndarray, variance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The variances with each summary whose estimate is not positive (too few draws see the
+    design: a spike at 0 with a handful of excursions) given its own spread instead, and
+    which those are, to be said beside them. values: (chain, draw, G)."""
+    spread = values.var(axis=(0, 1), ddof=1)
+    unseen = (spread > 0) & ~(variance > 0)
+    return np.where(unseen, spread, variance), unseen
+
+
+def scale_factors(values: np.ndarray, variance: np.ndarray) -> np.ndarray:
+    """(G,): the factor sqrt(variance / spread) by which `adjust` scales each summary's
+    deviations from its median (1 for a summary with no spread)."""
+    spread = values.var(axis=(0, 1), ddof=1)
+    return np.sqrt(np.divide(variance, spread, out=np.ones_like(spread), where=spread > 0))
+
+
 def adjust(
     values: np.ndarray, variance: np.ndarray, t_df: int | None = None, seed: int = 0
 ) -> np.ndarray:
@@ -89,13 +105,12 @@ def adjust(
     tails of a t on `t_df` degrees of freedom when given. Each summary is matched alone:
     contrasts must be summaries themselves, not formed from adjusted draws afterwards."""
     centre = np.median(values, axis=(0, 1))
-    spread = values.var(axis=(0, 1), ddof=1)
-    unseen = (spread > 0) & ~(variance > 0)
+    _, unseen = estimable(values, variance)
     if unseen.any():  # never a zero-width interval in silence
         raise ValueError(
             f"summaries {np.flatnonzero(unseen).tolist()}: the design variance estimate is not "
             "positive (too few draws to estimate the PSUs' influences); sample more draws"
         )
-    ratio = np.divide(variance, spread, out=np.ones_like(spread), where=spread > 0)
+    factors = scale_factors(values, variance)
     scales = t_scales(values.shape[0] * values.shape[1], t_df, seed).reshape(values.shape[:2])
-    return centre + (values - centre) * np.sqrt(ratio) * scales[..., None]
+    return centre + (values - centre) * factors * scales[..., None]

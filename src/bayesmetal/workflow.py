@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pymc as pm
 
-from bayesmetal import diagnostics, engines
+from bayesmetal import diagnostics, engines, survey_adjust
 from bayesmetal import priors as prior_lib
 from bayesmetal.arviz_api import InferenceData, attach_data, rank_plot, stored_data
 from bayesmetal.cohort import AnalysisTable, load_cohort
@@ -191,15 +191,17 @@ def summarise(plan_: Plan, idatas: dict[str, InferenceData]) -> Results:
 
 def extend(plan_: Plan, previous: InferenceData) -> dict[str, InferenceData]:
     """Continue a saved run by sampler.draws more draws per chain, once the model, priors,
-    data, knots and seed are checked to be the saved run's (only the draws differ)."""
+    data, knots and seed are checked to be the saved run's (only the draws differ). A
+    design-adjusted run continues from its pseudo-posterior, and the whole is adjusted anew
+    when summarised."""
     fit = plan_.fits[0]
     continue_chains = engines.extender(fit)
     differences = extension_differences(plan_, previous)
     if differences:
         raise ConfigError(f"--extend: the saved run differs in: {', '.join(differences)}")
-    idata = continue_chains(fit, previous, plan_.config.sampler)
+    idata = continue_chains(fit, survey_adjust.unadjusted(previous), plan_.config.sampler)
     store_data(plan_, fit, idata)
-    return {fit.label: idata}
+    return {fit.label: _adjusted(plan_, fit, idata, 0)}
 
 
 def fit_design(
@@ -232,13 +234,20 @@ def sample_fits(plan_: Plan) -> dict[str, InferenceData]:
     for i, fit in enumerate(plan_.fits):
         idatas[fit.label] = engines.sample(fit, plan_.config.sampler, i)
         store_data(plan_, fit, idatas[fit.label])
-        try:  # a failed adjustment must not lose the draws: summarise retries and reports it
-            idatas[fit.label] = engines.survey_adjusted(
-                fit, idatas[fit.label], plan_.design.survey, plan_.config.sampler.seed + i
-            )
-        except (ArithmeticError, ValueError, np.linalg.LinAlgError):
-            pass
+        idatas[fit.label] = _adjusted(plan_, fit, idatas[fit.label], i)
     return idatas
+
+
+def _adjusted(plan_: Plan, fit: Fit, idata: InferenceData, i: int) -> InferenceData:
+    """The i-th fit's posterior adjusted to the survey design, to be saved that way; as
+    sampled if the adjustment fails, which must not lose the draws (summarise retries it
+    and reports why)."""
+    try:
+        return engines.survey_adjusted(
+            fit, idata, plan_.design.survey, plan_.config.sampler.seed + i
+        )
+    except (ArithmeticError, ValueError, np.linalg.LinAlgError):
+        return idata
 
 
 def fit(plan_: Plan) -> Results:

@@ -120,6 +120,20 @@ def posterior_contract(design: Design, spec: BkmrSpec) -> dict[str, tuple[str, .
 
 
 def check_survey(spec: BkmrSpec, family: str) -> None:
+    """A survey run, as a config asks for it: within the model's `survey_limits`, and with
+    knots, since the design adjustment draws h at every person with each of
+    draws_for_design draws for every summary (with the exact kernel an n x n factorisation
+    each time: hours at NHANES sizes)."""
+    survey_limits(spec, family)
+    if spec.knots is None:
+        raise ConfigError(
+            "survey needs model.knots (e.g. 100): the design adjustment draws h at every "
+            "person for each of its draws and summaries, which the exact kernel makes an "
+            "n x n factorisation every time"
+        )
+
+
+def survey_limits(spec: BkmrSpec, family: str) -> None:
     """What BKMR cannot do with survey weights: the probit model (its latent-variable Gibbs
     updates have no weighted form: a likelihood raised to a power w is not a probit), and
     random intercepts (a multilevel pseudo-likelihood needs weights at each level, which
@@ -145,7 +159,7 @@ def fits(design: Design, spec: BkmrSpec, priors: Priors, seed: int) -> list[Fit]
     """One fit: the declaration, and for the Gibbs engine the data it reads (knots chosen
     from the run's seed, stored with the posterior for the summaries)."""
     if design.survey is not None:
-        check_survey(spec, design.family)
+        survey_limits(spec, design.family)
     knots = knots_for(design, spec, seed)
     data = BkmrData(
         y=design.y,
@@ -277,10 +291,14 @@ def adjust_to_design(
         h.design.loglik.reshape(chains, -1, design.n),
         survey,
     )
+    variance, unseen = survey_influence.estimable(beta.to_numpy(), variance)
     adjusted = survey_influence.adjust(beta.to_numpy(), variance, survey.t_df, seed)
-    return with_adjusted(
-        idata, posterior.assign({contract.BETA: beta.copy(data=adjusted)}), survey, JACKKNIFE, start
-    )
+    method = JACKKNIFE
+    if unseen.any():  # said in the report's header, as the h summaries say it in their notes
+        names = ", ".join(str(c) for c in beta.coords["coef"].to_numpy()[unseen])
+        method += f"; not adjusted, design variance not estimable from these draws: {names}"
+    posterior = posterior.assign({contract.BETA: beta.copy(data=adjusted)})
+    return with_adjusted(idata, posterior, survey, method, start)
 
 
 def group_index(design: Design, spec: BkmrSpec) -> np.ndarray | None:

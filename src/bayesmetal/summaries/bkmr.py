@@ -243,17 +243,17 @@ class DesignAdjustment:
     chains: int
     seed: int
 
-    def __call__(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The (S, G) draws rescaled, and which columns kept their spread because the design
-        variance estimate was not positive (too few draws to see the design)."""
+    def __call__(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The (S, G) draws rescaled about their median; per column the factor applied to
+        deviations from it (before the t multipliers), and whether the column kept its
+        spread because the design variance estimate was not positive."""
         blocks = values.reshape(self.chains, -1, values.shape[1])
         loglik = self.loglik.reshape(self.chains, -1, self.loglik.shape[1])
         variance = survey_influence.design_variance(blocks, loglik, self.survey)
-        spread = blocks.var(axis=(0, 1), ddof=1)
-        unseen = (spread > 0) & ~(variance > 0)
-        variance = np.where(unseen, spread, variance)
+        variance, unseen = survey_influence.estimable(blocks, variance)
         adjusted = survey_influence.adjust(blocks, variance, self.survey.t_df, self.seed)
-        return adjusted.reshape(values.shape), unseen
+        factors = survey_influence.scale_factors(blocks, variance)
+        return adjusted.reshape(values.shape), factors, unseen
 
 
 @dataclass(frozen=True)
@@ -351,12 +351,14 @@ def _summarise(
     equal-tailed interval from the joint draws; note (`_notes`), given each row's inclusion
     probability `included`. Where the posterior is mostly a spike at zero (PIPs near 0, a rare
     large value), the mean can lie outside the interval; the median cannot. With a survey
-    design the draws are first rescaled to the design (`DesignAdjustment`)."""
+    design the draws are first rescaled to the design about their median
+    (`DesignAdjustment`), and the mean's distance from the median by the same factor."""
     tail = (1 - prob) / 2
     draws, unadjusted = h.draw, np.zeros(h.draw.shape[1], dtype=bool)
-    if h.design is not None:
-        draws, unadjusted = h.design(h.draw)
     mean, median = h.mean.mean(0), np.median(draws, 0)
+    if h.design is not None:
+        draws, factors, unadjusted = h.design(h.draw)
+        mean = median + factors * (mean - median)
     lower, upper = np.quantile(draws, tail, 0), np.quantile(draws, 1 - tail, 0)
     included = np.broadcast_to(np.asarray(included, dtype=float), mean.shape)
     return {
