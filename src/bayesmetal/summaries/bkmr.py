@@ -25,7 +25,7 @@ every summary's draws are also rescaled to its design-based variance (`DesignAdj
 at the data is drawn jointly with h at the summary's points, each person's weighted
 log-likelihood given that h is the per-person term the infinitesimal jackknife of
 `survey_influence` needs, and each summary row (each contrast alone) is rescaled about its
-median. The Rao-Blackwellised `mean` is the pseudo-posterior's.
+median, with the Rao-Blackwellised `mean`'s distance from the median scaled alike.
 """
 
 from __future__ import annotations
