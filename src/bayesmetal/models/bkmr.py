@@ -22,7 +22,7 @@ import pymc as pm
 import pytensor.tensor as pt
 from pydantic import Field, model_validator
 
-from bayesmetal import plots, survey_influence
+from bayesmetal import plots
 from bayesmetal import priors as prior_lib
 from bayesmetal.arviz_api import InferenceData, stored_data
 from bayesmetal.bkmr import posterior as contract
@@ -285,14 +285,7 @@ def adjust_to_design(
     post = summary_posterior(idata, design, spec, knots, seed)
     h = bkmr_summary.sample_h_new(post, np.empty((0, design.z.shape[1])), seed)
     beta = posterior[contract.BETA]
-    chains = post.chains
-    variance = survey_influence.design_variance(
-        post.beta.reshape(chains, -1, post.beta.shape[1]),
-        h.design.loglik.reshape(chains, -1, design.n),
-        survey,
-    )
-    variance, unseen = survey_influence.estimable(beta.to_numpy(), variance)
-    adjusted = survey_influence.adjust(beta.to_numpy(), variance, survey.t_df, seed)
+    adjusted, _, unseen = h.design(post.beta, beta.to_numpy())
     method = JACKKNIFE
     if unseen.any():  # said in the report's header, as the h summaries say it in their notes
         names = ", ".join(str(c) for c in beta.coords["coef"].to_numpy()[unseen])

@@ -243,17 +243,23 @@ class DesignAdjustment:
     chains: int
     seed: int
 
-    def __call__(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The (S, G) draws rescaled about their median; per column the factor applied to
-        deviations from it (before the t multipliers), and whether the column kept its
-        spread because the design variance estimate was not positive."""
+    def __call__(
+        self, values: np.ndarray, draws: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The design variance of each column of `values` (S, G), the summaries' draws taken
+        with the log-likelihood's; `draws` (chain, draw, G), by default `values` in chain
+        blocks, rescaled to it about their median. Returns the rescaled draws in the shape of
+        `values` (of `draws` when given); per column the factor applied to deviations from
+        the median (before the t multipliers), and whether the column kept its spread
+        because the design variance estimate was not positive."""
         blocks = values.reshape(self.chains, -1, values.shape[1])
         loglik = self.loglik.reshape(self.chains, -1, self.loglik.shape[1])
         variance = survey_influence.design_variance(blocks, loglik, self.survey)
-        variance, unseen = survey_influence.estimable(blocks, variance)
-        adjusted = survey_influence.adjust(blocks, variance, self.survey.t_df, self.seed)
-        factors = survey_influence.scale_factors(blocks, variance)
-        return adjusted.reshape(values.shape), factors, unseen
+        target = blocks if draws is None else draws
+        variance, unseen = survey_influence.estimable(target, variance)
+        adjusted = survey_influence.adjust(target, variance, self.survey.t_df, self.seed)
+        factors = survey_influence.scale_factors(target, variance)
+        return (adjusted.reshape(values.shape) if draws is None else adjusted), factors, unseen
 
 
 @dataclass(frozen=True)
