@@ -227,9 +227,24 @@ def test_survey_bkmr_run_end_to_end(tmp_path):
     assert "t intervals on 6 design df" in page
     risk = pd.read_csv(out / "overall_risk.csv")
     assert np.isfinite(risk["sd"]).all() and len(risk) == len(summary.OVERALL_QS)
+    assert "none in " in page and "--set survey=false" in page  # no unweighted run yet
     first = (out / "overall_risk.csv").read_text()
+    # the unweighted twin beside it: --summarise puts both side by side in the report
+    unweighted = ["--out", str(tmp_path / "unweighted"), "--set", "survey=false"]
+    assert fit_main([str(path), *unweighted]) == 0
     assert fit_main(["--summarise", str(out)]) == 0
     assert (out / "overall_risk.csv").read_text() == first, "the same seed, the same table"
+    side = pd.read_csv(out / "weighted_vs_unweighted.csv")
+    assert set(side["quantity"]) == {"PIP", "overall risk"}
+    assert list(side.columns[-2:]) == ["unweighted", "weighted (design-adjusted)"]
+    risk_rows = side[side["quantity"] == "overall risk"]
+    assert len(risk_rows) == len(summary.OVERALL_QS)
+    weighted_median = risk_rows["weighted (design-adjusted)"].str.split(" ").str[0].astype(float)
+    assert np.allclose(weighted_median, risk["estimate"], rtol=2e-3, atol=1e-6)
+    page = (out / "report.html").read_text()
+    assert "weighted vs unweighted" in page and "unweighted/ beside this run" in page
+    assert (out / "weighted_vs_unweighted.png").is_file()
+    assert (out / "weighted_vs_unweighted_curves.png").is_file()
     # --extend continues the chains as sampled (the pseudo-posterior), then adjusts the whole
     more = tmp_path / "more"
     extend = [str(path), "--extend", str(out), "--out", str(more), "--set", "sampler.draws=50"]

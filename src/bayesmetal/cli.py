@@ -248,7 +248,7 @@ def write_run_folder(
     `dest`) the new folder is discarded and `dest` left as it was. A failure while writing the
     posterior leaves nothing.
     """
-    from bayesmetal import workflow
+    from bayesmetal import beside, workflow
     from bayesmetal.runs import record_failure, write_summaries
 
     failure: BaseException | None = None
@@ -257,6 +257,8 @@ def write_run_folder(
             idatas = posterior(folder)
             try:
                 results = workflow.summarise(planned, idatas)
+                config = beside.read_config(folder) or {}
+                results = beside.with_unweighted(results, config, dest.absolute())
                 write_summaries(folder, results)
             except (Exception, KeyboardInterrupt) as exc:
                 failure = exc

@@ -35,13 +35,14 @@ from bayesmetal.runs import FAILURE_FILE, RUN_MARKER, atomic_folder, is_run_fold
 # the headline quantities per model, the CSV tables they are read from (BKMR's univariate.csv
 # is its h curves, compared point by point in `curves`)
 HEADLINES = {
-    "bkmr": ("pips", "univariate"),
+    "bkmr": ("pips", "overall_risk", "univariate"),
     "bwqs": ("weights", "index_effects"),
     "glm": ("effects",),
     "qgcomp": ("psi", "weights"),
 }
 # every CSV table compare reads
-HEADLINE_FILES = ("pips", "weights", "index_effects", "effects", "psi", "univariate")
+HEADLINE_FILES = ("pips", "overall_risk", "weights", "index_effects", "effects", "psi")
+HEADLINE_FILES += ("univariate",)
 # config keys that do not change a result: where it was written and how it was called
 IGNORED_KEYS = ("source", "output", "provenance.config_file", "provenance.overrides")
 IGNORED_KEYS += ("sampler.progressbar",)
@@ -110,7 +111,7 @@ class Comparison:
 # reading
 
 
-def _marker_kind(folder: Path) -> str | None:
+def marker_kind(folder: Path) -> str | None:
     try:
         return str(json.loads((folder / RUN_MARKER).read_text()).get("kind"))
     except (OSError, ValueError, AttributeError):
@@ -125,7 +126,7 @@ def read_run(path: Path, label: str | None = None) -> Run:
     if not path.is_dir():
         what = "does not exist" if not path.exists() else "is a file"
         raise NotARunFolderError(f"{path} {what}; give a run folder written by fit.py")
-    kind = _marker_kind(path)
+    kind = marker_kind(path)
     if kind is not None and kind != "fit":
         raise NotARunFolderError(
             f"{path} is a {kind} folder, not a fit run folder; give a folder written by fit.py"
@@ -265,6 +266,12 @@ def _pips(pips: pd.DataFrame) -> list[pd.DataFrame]:
     return parts
 
 
+def _overall_risk(risk: pd.DataFrame) -> list[pd.DataFrame]:
+    """BKMR: h with every exposure at a quantile, against all at their medians."""
+    items = [f"all at q{float(q):g}" for q in _pick(risk, ["quantile"])]
+    return [_interval_rows("overall risk", items, risk, null=0.0)]
+
+
 def _bwqs_weights(weights: pd.DataFrame) -> list[pd.DataFrame]:
     """BWQS: each weight (per index where there are two)."""
     index = _text(weights, "index")
@@ -338,7 +345,7 @@ def _qgcomp_weights(weights: pd.DataFrame) -> list[pd.DataFrame]:
 
 # how each model's headline tables become rows (univariate: `curves`)
 READERS = {
-    "bkmr": {"pips": _pips},
+    "bkmr": {"pips": _pips, "overall_risk": _overall_risk},
     "bwqs": {"weights": _bwqs_weights, "index_effects": _index_effects},
     "glm": {"effects": _effects},
     "qgcomp": {"psi": _psi, "weights": _qgcomp_weights},
@@ -529,7 +536,7 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     return flat
 
 
-def _ignored(key: str) -> bool:
+def is_ignored(key: str) -> bool:
     return any(key == k or key.startswith(f"{k}.") for k in IGNORED_KEYS)
 
 
@@ -537,7 +544,7 @@ def config_diff(runs: list[Run]) -> pd.DataFrame:
     """The config keys whose value differs between any two runs (key, then one column a run;
     '(absent)' where a run has no such key)."""
     flats = [flatten(r.config) for r in runs]
-    keys = sorted({k for f in flats for k in f if not _ignored(k)})
+    keys = sorted({k for f in flats for k in f if not is_ignored(k)})
     rows = []
     for key in keys:
         values = [f.get(key, ABSENT) for f in flats]
@@ -678,6 +685,11 @@ def compare(paths: list[Path]) -> Comparison:
         if path in resolved[:i]:
             raise BayesmetalError(f"{paths[i]} is given twice; compare different run folders")
     runs = [read_run(Path(p), label) for p, label in zip(paths, run_labels(paths), strict=True)]
+    return compare_runs(runs)
+
+
+def compare_runs(runs: list[Run]) -> Comparison:
+    """Compare every later run with the first (runs read, or built from a run's tables)."""
     table, curves_, statistic_notes = align(runs)
     labels = [r.label for r in runs]
     notes = shared_notes(runs, table, curves_) + statistic_notes
@@ -822,7 +834,7 @@ def check_out(out: Path, paths: list[Path]) -> None:
     for path in paths:
         if where.resolve() == Path(path).resolve():
             raise BayesmetalError(f"--out {out} is the run folder {path}; choose another --out")
-    kind = _marker_kind(where) if where.is_dir() else None
+    kind = marker_kind(where) if where.is_dir() else None
     if where.is_dir() and is_run_folder(where) and kind not in (None, "compare"):
         raise BayesmetalError(
             f"--out {out} is a {kind} folder; a comparison never replaces it: choose another --out"

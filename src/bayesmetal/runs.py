@@ -418,7 +418,9 @@ def write_summaries(folder: Path, results: Results) -> None:
         "covariates": f"coefficients on the linear predictor's scale ({design.family} family): "
         "numeric covariates per 1 SD, levels against the reference level; mean, median and "
         "equal-tailed interval",
+        **results.captions,
     }
+    lead |= results.notes
     tables = {"flow": pd.read_csv(folder / "flow.csv"), **results.tables}
     page = report.render(
         f"bayesmetal: {Path(config.source.split(' ')[0]).stem}",

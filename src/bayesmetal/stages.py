@@ -38,6 +38,8 @@ class Results:
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     figures: dict[str, Figure] = field(default_factory=dict)
     headline: tuple[str, ...] = ()  # the model's Summary.headline: names of tables (figures)
+    captions: dict[str, str] = field(default_factory=dict)  # a table's note in the report
+    notes: dict[str, str] = field(default_factory=dict)  # header items of report and terminal
 
     @property
     def verdict(self) -> str:

@@ -133,6 +133,12 @@ def headline_lines(results: Results, max_rows: int = MAX_ROWS) -> list[str]:
         table = results.tables.get(name)
         if table is None or table.empty:  # a figure's name, or a table this run has not
             continue
+        if len(table) <= max_rows and all(_is_text(table[c]) for c in table.columns):
+            lines.append(f"{name}:")  # already text (side by side, compare's display)
+            text = table.astype(str)
+            labels = {c for c in text.columns if not text[c].str.contains("[", regex=False).any()}
+            lines += ["  " + line for line in render(text, left=labels)]
+            continue
         cut = compact(table, results.plan.config.summaries.ci_prob)
         if cut is None or len(table) > max_rows:
             lines.append(f"{name}: {len(table)} rows in {name}.csv")
@@ -186,6 +192,7 @@ def summary_lines(results: Results, folder: Path) -> list[str]:
     headline = headline_lines(results)
     if headline:
         lines += ["", *headline]
+    lines += [f"{name}: {note}" for name, note in results.notes.items()]
     wall = sum(float(i.attrs.get("wall_time_s", 0)) for i in results.idatas.values())
     lines += [
         "",
