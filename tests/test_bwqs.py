@@ -18,7 +18,10 @@ def _fit(design, spec):
     return sample(bwqs.build_bwqs(design, spec, bwqs.default_priors(spec, design.family)), SAMPLER)
 
 
-@pytest.mark.parametrize("family, n, b1", [("gaussian", 800, 0.8), ("bernoulli", 2500, 0.9)])
+@pytest.mark.parametrize(
+    "family, n, b1",
+    [("gaussian", 800, 0.8), pytest.param("bernoulli", 2500, 0.9, marks=pytest.mark.slow)],
+)
 def test_weight_recovery(family, n, b1):
     design = bwqs_design(n, family, b1, seed=21)
     idata = _fit(design, BwqsSpec(name="bwqs"))

@@ -27,7 +27,7 @@ from .toydata import base_config
 
 settings.register_profile(
     "ci",
-    max_examples=40,
+    max_examples=25,
     deadline=None,
     derandomize=True,
     database=None,
