@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 from bayesmetal.beside import unweighted_twin
-from bayesmetal.runs import RUN_MARKER
+from bayesmetal.runs import FAILURE_FILE, RUN_MARKER
 
 ANALYSIS = {
     "analysis": {"outcome": "lumbar_bmd", "covariates": ["age", "sex"]},
@@ -28,7 +28,7 @@ def _run(root: Path, name: str, kind: str = "fit", age: int = 0, **changes) -> P
     config = {**ANALYSIS, "survey": False, "sampler": {"draws": 1000}, **changes}
     (folder / "config.resolved.yaml").write_text(yaml.safe_dump(config))
     (folder / RUN_MARKER).write_text(json.dumps({"kind": kind}))
-    os.utime(folder, (1_000_000 + age, 1_000_000 + age))
+    os.utime(folder / RUN_MARKER, (1_000_000 + age, 1_000_000 + age))
     return folder
 
 
@@ -44,4 +44,14 @@ def test_the_newest_unweighted_run_of_the_same_analysis(tmp_path):
     _run(tmp_path, "other_interval", age=9, summaries={"ci_prob": 0.9})
     _run(tmp_path, "a_comparison", kind="compare", age=9)
     (tmp_path / "loose_file.yaml").write_text("survey: false\n")
-    assert unweighted_twin(tmp_path, survey) == newer
+    (newer / "pips.csv").write_text("variable,pip\ne1,0.5\n")  # a headline table
+    assert unweighted_twin(tmp_path, survey).path == newer
+    # never a folder being written or set aside, nor one whose summaries failed
+    for name in (".newer.partial-12@host.x", ".newer.old-3"):
+        (_run(tmp_path, name, age=20) / "pips.csv").write_text("variable,pip\ne1,0.5\n")
+    failed = _run(tmp_path, "failed_summaries", age=20)
+    (failed / FAILURE_FILE).write_text("Traceback ...")
+    assert unweighted_twin(tmp_path, survey).path == newer
+    # a newer run without headline tables is passed over for the next newest that has them
+    _run(tmp_path, "no_tables", age=30)
+    assert unweighted_twin(tmp_path, survey).path == newer

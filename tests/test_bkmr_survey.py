@@ -227,7 +227,7 @@ def test_survey_bkmr_run_end_to_end(tmp_path):
     assert "t intervals on 6 design df" in page
     risk = pd.read_csv(out / "overall_risk.csv")
     assert np.isfinite(risk["sd"]).all() and len(risk) == len(summary.OVERALL_QS)
-    assert "none in " in page and "--set survey=false" in page  # no unweighted run yet
+    assert "none beside this run in " in page and "--set survey=false" in page  # none yet
     first = (out / "overall_risk.csv").read_text()
     # the unweighted twin beside it: --summarise puts both side by side in the report
     unweighted = ["--out", str(tmp_path / "unweighted"), "--set", "survey=false"]

@@ -18,13 +18,15 @@ from typing import Any
 import yaml
 
 from bayesmetal import compare
-from bayesmetal.runs import is_run_folder
+from bayesmetal.runs import FAILURE_FILE, RUN_MARKER, is_run_folder
 from bayesmetal.stages import Results
 
 NAME = "weighted_vs_unweighted"  # the table's CSV, the figures' files
 WEIGHTED, UNWEIGHTED = "weighted (design-adjusted)", "unweighted"
 # keys that do not make it another analysis (beside compare's IGNORED_KEYS)
 NOT_THE_ANALYSIS = ("survey", "sampler", "provenance", "model.summaries.draws_for_design")
+# the data's place: the data themselves are compared by the provenance's checksums and n
+NOT_THE_ANALYSIS += ("data.nhanes_dir", "table.path")
 KEPT_PROVENANCE = ("provenance.data_files_sha256", "provenance.n")
 
 
@@ -48,22 +50,41 @@ def read_config(folder: Path) -> dict[str, Any] | None:
     return config if isinstance(config, dict) else None
 
 
-def unweighted_twin(root: Path, config: dict[str, Any], own: Path | None = None) -> Path | None:
-    """The newest finished fit run in `root` (other than `own`) of `config`'s analysis without
-    the survey design; None when there is none."""
+def _created(folder: Path) -> float:
+    """When the run folder was completed: its marker's time (a later --summarise of it or a
+    file dropped into it does not make it newer)."""
+    marker = folder / RUN_MARKER
+    return (marker if marker.is_file() else folder).stat().st_mtime
+
+
+def _candidates(root: Path, config: dict[str, Any]) -> list[Path]:
+    """Finished unweighted fit runs in `root` of `config`'s analysis, newest first: never a
+    hidden folder (one being written, or set aside by --overwrite) or one whose summaries
+    failed."""
     wanted = _analysis_keys(config)
     found = []
     for folder in root.iterdir() if root.is_dir() else ():
-        if folder == own or not folder.is_dir() or not is_run_folder(folder):
+        if folder.name.startswith(".") or not folder.is_dir() or not is_run_folder(folder):
             continue
-        if compare.marker_kind(folder) not in (None, "fit"):
+        if (folder / FAILURE_FILE).exists() or compare.marker_kind(folder) not in (None, "fit"):
             continue
         other = read_config(folder)
         if other is None or other.get("survey") not in (False, None):
             continue
         if _analysis_keys(other) == wanted:
-            found.append((folder.stat().st_mtime, folder.name, folder))
-    return max(found)[2] if found else None
+            found.append((_created(folder), folder.name, folder))
+    return [folder for *_, folder in sorted(found, reverse=True)]
+
+
+def unweighted_twin(root: Path, config: dict[str, Any]) -> compare.Run | None:
+    """The newest finished fit run in `root` of `config`'s analysis without the survey design
+    whose headline tables read, as compare reads it; None when there is none."""
+    for folder in _candidates(root, config):
+        try:
+            return compare.read_run(folder, UNWEIGHTED)
+        except (compare.NotARunFolderError, OSError):
+            continue  # removed or incomplete since it was listed: the next one
+    return None
 
 
 def with_unweighted(results: Results, config: dict[str, Any], dest: Path) -> Results:
@@ -75,7 +96,18 @@ def with_unweighted(results: Results, config: dict[str, Any], dest: Path) -> Res
     if config.get("survey") in (False, None):
         return results
     root = dest.parent
-    twin = unweighted_twin(root, config)
+    try:
+        return _beside(results, config, dest, unweighted_twin(root, config))
+    except Exception as exc:  # noqa: BLE001 - another run's folder never fails this one
+        note = f"not compared with an unweighted run ({type(exc).__name__}: {exc})"
+        return replace(results, notes={**results.notes, UNWEIGHTED: note})
+
+
+def _beside(
+    results: Results, config: dict[str, Any], dest: Path, twin: compare.Run | None
+) -> Results:
+    """`with_unweighted` once the twin is read (or found missing)."""
+    root = dest.parent
     if twin is None:
         note = (
             f"none beside this run in {root.name}/ to compare with: fit the same config with "
@@ -87,14 +119,12 @@ def with_unweighted(results: Results, config: dict[str, Any], dest: Path) -> Res
         flagged = int((~results.diagnostics["ok"].astype(bool)).sum())
     tables = {k: v for k, v in results.tables.items() if k in compare.HEADLINE_FILES}
     ours = compare.Run(root, WEIGHTED, config, tables, flagged)
-    result = compare.compare_runs([compare.read_run(twin, UNWEIGHTED), ours])
-    changed = [
-        f"{quantity} {item}: {detail}"
-        for quantity, item, detail in result.changes[["quantity", "item", "detail"]].to_numpy()
-    ]
-    note = f"{twin.name}/ beside this run; " + (
+    result = compare.compare_runs([twin, ours])
+    changed = compare.change_texts(result.changes)
+    note = f"{twin.path.name}/ beside this run; " + (
         f"conclusions that change: {'; '.join(changed)}" if changed else "no conclusion changes"
     )
+    note += "".join(f"; note: {n}" for n in result.notes)  # e.g. a run that did not converge
     labels = [UNWEIGHTED, WEIGHTED]
     figures = dict(results.figures)
     if not result.table.empty:
@@ -103,13 +133,13 @@ def with_unweighted(results: Results, config: dict[str, Any], dest: Path) -> Res
         figures[f"{NAME}_curves"] = compare.curves_figure(result.curves, labels, result.interval)
     caption = (
         f"estimate [{result.interval} interval] of each headline quantity, unweighted "
-        f"({twin.name}) and weighted with the design-adjusted posterior (this run)"
+        f"({twin.path.name}) and weighted with the design-adjusted posterior (this run)"
     )
     return replace(
         results,
         tables={**results.tables, NAME: compare.display_table(result)},
         figures=figures,
-        headline=(*results.headline, NAME),
+        headline=(NAME, *results.headline),
         captions={**results.captions, NAME: caption},
         notes={**results.notes, UNWEIGHTED: note},
     )

@@ -563,7 +563,7 @@ def number(value: float) -> str:
     return f"{value:.3g}"
 
 
-def _interval(estimate: float, lower: float, upper: float) -> str:
+def interval_text(estimate: float, lower: float, upper: float) -> str:
     if not (np.isfinite(lower) and np.isfinite(upper)):
         return number(estimate)
     return f"{number(estimate)} [{number(lower)}, {number(upper)}]"
@@ -601,7 +601,7 @@ def changes(table: pd.DataFrame, curves_: pd.DataFrame, labels: list[str]) -> pd
             null = row.get("null", np.nan)
             la, ua = row[f"lower [{a}]"], row[f"upper [{a}]"]
             lb, ub = row[f"lower [{b}]"], row[f"upper [{b}]"]
-            shown = f"{_interval(ea, la, ua)} -> {_interval(eb, lb, ub)}"
+            shown = f"{interval_text(ea, la, ua)} -> {interval_text(eb, lb, ub)}"
             if "PIP" in quantity and (ea >= PIP_CUT) != (eb >= PIP_CUT):
                 way = "rises above" if eb >= PIP_CUT else "falls below"
                 add(b, quantity, item, "PIP crosses 0.5", f"{way} 0.5: {shown}")
@@ -646,6 +646,12 @@ def changes(table: pd.DataFrame, curves_: pd.DataFrame, labels: list[str]) -> pd
                     f"{number(float(np.nanmax(np.abs(rows_[f'difference [{b}]']))))})",
                 )
     return pd.DataFrame(rows, columns=["run", "quantity", "item", "change", "detail"])
+
+
+def change_texts(changes: pd.DataFrame) -> list[str]:
+    """Each row of a `changes` table as one phrase: 'quantity item: detail'."""
+    columns = changes[["quantity", "item", "detail"]].to_numpy()
+    return [f"{quantity} {item}: {detail}" for quantity, item, detail in columns]
 
 
 def _largest(table: pd.DataFrame, a: str, b: str) -> list[tuple[tuple[str, str], tuple, tuple]]:
@@ -810,7 +816,7 @@ def display_table(result: Comparison) -> pd.DataFrame:
     for run in result.runs:
         label = run.label
         shown[label] = [
-            _interval(e, lo, hi) if np.isfinite(e) else "-"
+            interval_text(e, lo, hi) if np.isfinite(e) else "-"
             for e, lo, hi in zip(
                 table[f"estimate [{label}]"],
                 table[f"lower [{label}]"],

@@ -339,7 +339,7 @@ def _card_class(png: bytes | None) -> str:
     return "card wide" if size is not None and size[0] > WIDE else "card"
 
 
-def _image(name: str, png: bytes) -> str:
+def image(name: str, png: bytes) -> str:
     """An embedded PNG with its pixel size (laid out before it decodes)."""
     size = png_size(png)
     size = f" width={size[0]} height={size[1]}" if size else ""
@@ -371,7 +371,7 @@ def banner(verdict: str, diagnostics: pd.DataFrame) -> str:
     )
 
 
-def _details(summary: str, body: str, open_: bool = False, anchor: str = "") -> str:
+def details(summary: str, body: str, open_: bool = False, anchor: str = "") -> str:
     ident = f" id='{html.escape(anchor)}'" if anchor else ""
     state = " open" if open_ else ""
     return f"<details{ident}{state}><summary>{summary}</summary>{body}</details>"
@@ -388,7 +388,7 @@ def _table_details(
     rows = f"<span class=n>({len(frame)} row{'s' if len(frame) != 1 else ''})</span>"
     summary = f"<b>{html.escape(_title(name))}</b> {rows}{_csv_link(name, csv)}"
     note = f"<p class=caption>{html.escape(caption)}</p>" if caption else ""
-    return _details(
+    return details(
         summary,
         note + table_html(frame, bad_rows),
         open_=open_ and len(frame) <= LONG,
@@ -420,7 +420,7 @@ def _headline_card(
                 items = "".join(f"<li>{html.escape(note)}</li>" for note in cut.footnotes)
                 parts.append(f"<ol class=notes>{items}</ol>")
     if png is not None:
-        parts.append(_image(name, png))
+        parts.append(image(name, png))
     parts.append("</figure>")
     return "".join(parts)
 
@@ -483,7 +483,7 @@ def render(
         for name, png in others.items():
             parts.append(
                 f"<figure class='{_card_class(png)}'><h3>{html.escape(_title(name))}</h3>"
-                f"{_image(name, png)}"
+                f"{image(name, png)}"
                 "</figure>"
             )
         parts.append("</div></section>")
@@ -512,12 +512,12 @@ def render(
     )
     ranks = {k: v for k, v in figures.items() if k.startswith("rank_")}
     if ranks:
-        body = "".join(f"<h3>{html.escape(_title(k))}</h3>{_image(k, v)}" for k, v in ranks.items())
-        parts.append(_details("<b>rank plots</b>", body, anchor="rank-plots"))
+        body = "".join(f"<h3>{html.escape(_title(k))}</h3>{image(k, v)}" for k, v in ranks.items())
+        parts.append(details("<b>rank plots</b>", body, anchor="rank-plots"))
     if priors:
         table = priors_table(priors)
         parts.append(
-            _details(
+            details(
                 f"<b>priors</b> <span class=n>({len(table)})</span>",
                 table_html(table),
                 anchor="priors",
@@ -530,6 +530,6 @@ def render(
             f"<tr><th>{html.escape(k)}</th><td class=text>{html.escape(str(v))}</td></tr>"
             for k, v in meta.items()
         )
-        parts.append(_details("<b>run</b>", f"<table>{rows}</table>", anchor="run"))
+        parts.append(details("<b>run</b>", f"<table>{rows}</table>", anchor="run"))
     parts.append("</section></body></html>")
     return "\n".join(parts)

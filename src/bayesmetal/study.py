@@ -1,0 +1,231 @@
+"""A study: one file that crosses outcomes, covariate sets, analyses, prior variants and survey
+weightings into the fits of a paper, each an ordinary run config.
+
+Every fit is written out as a complete run config (`configs/<label>.yaml` in the study folder:
+what `fit.py` would read, so any fit can be rerun by hand) and runs into
+`fits/<label>-<hash>/`, where the hash is that of its config. A fit whose folder is complete is
+reused, so an interrupted study resumes where it stopped and a changed analysis is refitted
+alone; `describe-<hash>/` holds the cohort's descriptive tables the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from bayesmetal import __version__
+from bayesmetal.config import (
+    PATH_KEYS,
+    apply_overrides,
+    deep_merge,
+    load_mapping,
+    merge_config,
+    parse_config,
+)
+from bayesmetal.errors import ConfigError
+from bayesmetal.run_schema import RunConfig
+from bayesmetal.runs import is_run_folder
+from bayesmetal.study_schema import AnalysisEntry, StudySpec
+
+STUDY_KEYS = tuple(StudySpec.model_fields)
+# settings that change how a fit runs, not what it finds: left out of its hash
+UNHASHED = (("sampler", "progressbar"), ("sampler", "cores"), ("output",))
+DEFAULT_ROOT = "studies"
+
+
+@dataclass(frozen=True)
+class StudyFit:
+    """One fit of the study: which analysis, outcome, covariate set, variant and weighting,
+    and its complete run config."""
+
+    label: str
+    analysis: str
+    model: str
+    outcome: str
+    covariate_set: str
+    survey: bool
+    variant: str  # "main", or a sensitivity variant's name
+    mapping: dict[str, Any]  # the run config, includes merged
+    config: RunConfig
+
+    @property
+    def hash(self) -> str:
+        return config_hash(self.mapping)
+
+    @property
+    def folder_name(self) -> str:
+        return f"{self.label}-{self.hash}"
+
+
+@dataclass(frozen=True)
+class Study:
+    """A loaded study: its spec, the fits it crosses into, and where it writes."""
+
+    spec: StudySpec
+    source: Path
+    base: dict[str, Any]  # the run config every fit starts from
+    fits: list[StudyFit]
+    folder: Path
+
+    @property
+    def describe_mapping(self) -> dict[str, Any] | None:
+        """The run config describe.py reads (the cohort), or None without a cohort."""
+        if not self.spec.describe or "cohort" not in self.base:
+            return None
+        keys = ("data", "cohort", "survey")
+        mapping = {k: v for k, v in self.base.items() if k in keys}
+        if "survey" in self.spec.weighting:
+            mapping["survey"] = self.base.get("survey") or True
+        return mapping
+
+    @property
+    def describe_folder(self) -> Path:
+        return self.folder / f"describe-{config_hash(self.describe_mapping or {})}"
+
+    def fit_folder(self, fit: StudyFit) -> Path:
+        return self.folder / "fits" / fit.folder_name
+
+    def done(self, fit: StudyFit) -> bool:
+        """Whether the fit's folder is complete (fit.py renames it into place at the end)."""
+        return is_run_folder(self.fit_folder(fit))
+
+
+def config_hash(mapping: dict[str, Any]) -> str:
+    """12 hex digits of SHA-256 over the config (less UNHASHED) and the bayesmetal version."""
+    kept = json.loads(json.dumps(mapping, default=str))
+    for path in UNHASHED:
+        section = kept
+        for key in path[:-1]:
+            section = section.get(key) or {}
+        if isinstance(section, dict):
+            section.pop(path[-1], None)
+    text = json.dumps({"config": kept, "bayesmetal": __version__}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _split(mapping: dict[str, Any], source: Path) -> tuple[StudySpec, dict[str, Any]]:
+    """The study's own keys, validated, and the run config the rest makes."""
+    own = {k: mapping.pop(k) for k in STUDY_KEYS if k in mapping}
+    try:
+        spec = StudySpec.model_validate(own)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            where = ".".join(str(p) for p in error["loc"]) or "(top level)"
+            problems.append(f"  {where}: {error['msg']}")
+        raise ConfigError(f"{source}: not a valid study:\n" + "\n".join(problems)) from None
+    return spec, mapping
+
+
+def _fit_mapping(
+    base: dict[str, Any],
+    spec: StudySpec,
+    analysis: AnalysisEntry,
+    outcome: str,
+    covariate_set: str,
+    survey: bool,
+    priors: dict[str, Any],
+) -> dict[str, Any]:
+    roles: dict[str, Any] = {"outcome": outcome, "covariates": spec.covariate_sets[covariate_set]}
+    if spec.exposures is not None:
+        roles["exposures"] = spec.exposures
+    # a cohort's roles go under analysis:, a user's table names its columns under table:
+    section = "table" if base.get("table") else "analysis"
+    override: dict[str, Any] = {
+        section: roles,
+        "model": analysis.model,
+        "priors": {**analysis.priors, **priors},
+    }
+    mapping = merge_config({k: v for k, v in base.items() if k != "model"}, override)
+    if analysis.sampler:
+        mapping["sampler"] = deep_merge(dict(mapping.get("sampler") or {}), analysis.sampler)
+    if survey:
+        mapping["survey"] = base.get("survey") or True
+    else:
+        mapping["survey"] = False
+    return mapping
+
+
+def load_study(path: str | Path, overrides: list[str] | None = None) -> Study:
+    """Read a study file (its `include:`s merged, `--set` overrides applied to the shared run
+    settings), check every fit's run config, and place the study folder (output.root/study)."""
+    source = Path(path)
+    mapping = apply_overrides(load_mapping(source), overrides or [])
+    spec, base = _split(mapping, source)
+    root = Path((base.get("output") or {}).get("root") or DEFAULT_ROOT)
+    fits: list[StudyFit] = []
+    for analysis in spec.analyses:
+        for outcome in analysis.outcomes or spec.outcomes:
+            for covariate_set in analysis.covariates or list(spec.covariate_sets):
+                for survey in (w == "survey" for w in spec.weighting):
+                    fits.append(_fit(source, base, spec, analysis, outcome, covariate_set, survey))
+    by_label = {a.label: a for a in spec.analyses}
+    for variant in spec.sensitivity:  # the analysis's last (fullest) covariate set
+        analysis = by_label[variant.analysis]
+        covariate_set = (analysis.covariates or list(spec.covariate_sets))[-1]
+        for outcome in analysis.outcomes or spec.outcomes:
+            fits.append(_fit(source, base, spec, analysis, outcome, covariate_set, False, variant))
+    return Study(spec, source, base, fits, root / spec.study)
+
+
+def _fit(
+    source: Path,
+    base: dict[str, Any],
+    spec: StudySpec,
+    analysis: AnalysisEntry,
+    outcome: str,
+    covariate_set: str,
+    survey: bool,
+    variant: Any = None,
+) -> StudyFit:
+    priors = variant.priors if variant is not None else {}
+    mapping = _fit_mapping(base, spec, analysis, outcome, covariate_set, survey, priors)
+    parts = [analysis.label, outcome, covariate_set]
+    parts += [variant.name] if variant is not None else []
+    parts += ["survey"] if survey else []
+    label = ".".join(parts)
+    where = f"{source} (analysis {analysis.label}, {label})"
+    config = parse_config(mapping, where)
+    return StudyFit(
+        label,
+        analysis.label,
+        str(analysis.model["name"]),
+        outcome,
+        covariate_set,
+        survey,
+        variant.name if variant is not None else "main",
+        mapping,
+        config,
+    )
+
+
+def write_config(mapping: dict[str, Any], path: Path) -> None:
+    """A run config as YAML, written whole or not at all (a temporary file renamed)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = yaml.safe_dump(mapping, sort_keys=False)
+    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(handle, "w") as out:
+        out.write(text)
+    os.replace(tmp, path)
+
+
+def fit_config_path(study: Study, fit: StudyFit) -> Path:
+    return study.folder / "configs" / f"{fit.label}.yaml"
+
+
+def absolute_paths(mapping: dict[str, Any]) -> dict[str, Any]:
+    """The run config with its path keys absolute (a generated file lives elsewhere)."""
+    out = json.loads(json.dumps(mapping, default=str))
+    for section, key in PATH_KEYS:
+        value = (out.get(section) or {}).get(key) if isinstance(out.get(section), dict) else None
+        if isinstance(value, str):
+            out[section][key] = str(Path(value).absolute())
+    return out

@@ -1,0 +1,284 @@
+"""The study report: every fit's headline quantities in the paper's shape, the cohort's
+tables, the prior-sensitivity changes and a convergence panel, read from the study folder's
+run folders (never the data or the posteriors), written as report.html, CSV and xlsx.
+
+Each analysis gets one table: its quantities (effects, weights, PIPs, overall risk, psi) as
+rows and one column per outcome, covariate set and weighting, `estimate [lower, upper]`;
+figures are the fits' own (BKMR's exposure-response curves, the correlation heatmap).
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from bayesmetal import compare, report
+from bayesmetal.study import Study, StudyFit
+
+STATUS_OK, STATUS_FLAGGED, STATUS_FAILED, STATUS_PENDING = (
+    "converged",
+    "NOT CONVERGED",
+    "summaries failed",
+    "not run",
+)
+FIGURES = {"bkmr": "univariate", "bwqs": "weights", "glm": "forest", "qgcomp": "gcomp"}
+
+
+@dataclass
+class StudyResults:
+    """What the report shows, also written as CSV."""
+
+    convergence: pd.DataFrame  # one row a fit
+    results: pd.DataFrame  # one row a fit and headline quantity (long form)
+    sensitivity: pd.DataFrame  # conclusions that change under a variant's priors
+    descriptives: dict[str, pd.DataFrame]
+    figures: dict[str, bytes]  # name -> PNG
+
+
+def _column(fit: StudyFit) -> str:
+    """The results column of a fit: outcome, covariate set, weighting, variant."""
+    parts = [fit.outcome, fit.covariate_set]
+    parts += ["survey"] if fit.survey else []
+    parts += [fit.variant] if fit.variant != "main" else []
+    return " | ".join(parts)
+
+
+def convergence_row(study: Study, fit: StudyFit) -> dict[str, object]:
+    folder = study.fit_folder(fit)
+    row: dict[str, object] = {
+        "fit": fit.label,
+        "analysis": fit.analysis,
+        "outcome": fit.outcome,
+        "covariates": fit.covariate_set,
+        "weighting": "survey" if fit.survey else "unweighted",
+        "variant": fit.variant,
+    }
+    if not study.done(fit):
+        log = study.folder / "logs" / f"{fit.label}.log"
+        return row | {"status": STATUS_PENDING + (" (see its log)" if log.is_file() else "")}
+    diagnostics_file = folder / "diagnostics.csv"
+    if not diagnostics_file.is_file():
+        return row | {"status": STATUS_FAILED, "folder": folder.name}
+    diagnostics = pd.read_csv(diagnostics_file)
+    ok = diagnostics["ok"].astype(str).str.lower().eq("true")
+    return row | {
+        "status": STATUS_OK if ok.all() else STATUS_FLAGGED,
+        "flagged": int((~ok).sum()),
+        "max_rhat": float(diagnostics["rhat"].max()),
+        "min_ess_bulk": float(diagnostics["ess_bulk"].min()),
+        "divergences": int(diagnostics.groupby("fit")["divergences"].max().sum()),
+        "folder": folder.name,
+    }
+
+
+def _headline(study: Study, fit: StudyFit) -> pd.DataFrame:
+    run = compare.read_run(study.fit_folder(fit), fit.label)
+    rows = compare.headline(run)
+    estimate, statistic = rows["own_estimate"], rows["own_is"]
+    return pd.DataFrame(
+        {
+            "analysis": fit.analysis,
+            "column": _column(fit),
+            "fit": fit.label,
+            "quantity": rows["quantity"],
+            "item": rows["item"],
+            "estimate": estimate,
+            "estimate_is": statistic,
+            "lower": rows["lower"],
+            "upper": rows["upper"],
+        }
+    )
+
+
+def _sensitivity(study: Study) -> pd.DataFrame:
+    """For each variant fit, what changes against the main fit of its analysis and outcome."""
+    rows = []
+    main = {(f.analysis, f.outcome, f.covariate_set): f for f in study.fits if f.variant == "main"}
+    for fit in study.fits:
+        if fit.variant == "main" or fit.survey:
+            continue
+        base = main.get((fit.analysis, fit.outcome, fit.covariate_set))
+        if base is None or not (study.done(base) and study.done(fit)):
+            continue
+        try:
+            runs = [
+                compare.read_run(study.fit_folder(base), "main"),
+                compare.read_run(study.fit_folder(fit), fit.variant),
+            ]
+        except compare.NotARunFolderError:
+            continue
+        result = compare.compare_runs(runs)
+        differs = result.config_diff
+        priors = "; ".join(
+            f"{k}: {a} -> {b}"
+            for k, a, b in differs[["key", "main", fit.variant]].to_numpy()
+            if str(k).startswith("priors.")
+        )
+        changed = compare.change_texts(result.changes)
+        rows.append(
+            {
+                "analysis": fit.analysis,
+                "outcome": fit.outcome,
+                "variant": fit.variant,
+                "priors": priors,
+                "conclusions that change": "; ".join(changed) or "none",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def collect(study: Study) -> StudyResults:
+    convergence = pd.DataFrame([convergence_row(study, fit) for fit in study.fits])
+    parts, figures = [], {}
+    for fit in study.fits:
+        if not study.done(fit) or not (study.fit_folder(fit) / "diagnostics.csv").is_file():
+            continue
+        try:
+            parts.append(_headline(study, fit))
+        except compare.NotARunFolderError:
+            continue
+        figure = study.fit_folder(fit) / f"{FIGURES.get(fit.model, '')}.png"
+        if fit.variant == "main" and figure.is_file():
+            figures[f"{fit.label}"] = figure.read_bytes()
+    results = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    descriptives, describe = {}, study.describe_folder
+    if describe.is_dir():
+        for name in ("table1", "table1_weighted", "table2", "table2_weighted"):
+            if (describe / f"{name}.csv").is_file():
+                descriptives[name] = pd.read_csv(describe / f"{name}.csv", keep_default_na=False)
+        if (describe / "correlations.png").is_file():
+            figures = {"correlations": (describe / "correlations.png").read_bytes(), **figures}
+    return StudyResults(convergence, results, _sensitivity(study), descriptives, figures)
+
+
+def analysis_table(results: pd.DataFrame, analysis: str) -> pd.DataFrame:
+    """One analysis's quantities side by side: a column per outcome, covariate set and
+    weighting, each `estimate [lower, upper]`."""
+    mine = results[results["analysis"] == analysis]
+    text = [
+        compare.interval_text(e, lo, hi)
+        for e, lo, hi in mine[["estimate", "lower", "upper"]].to_numpy(dtype=float)
+    ]
+    wide = mine.assign(text=text).pivot_table(
+        index=["quantity", "item"], columns="column", values="text", aggfunc="first", sort=False
+    )
+    wide.columns.name = None
+    return wide.reset_index().fillna("-")
+
+
+def _write_text(path: Path, text: str) -> None:
+    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(handle, "w") as out:
+        out.write(text)
+    os.replace(tmp, path)
+
+
+def _section(title: str, body: str, anchor: str) -> str:
+    return f"<section id='{anchor}'><h2>{html.escape(title)}</h2>{body}</section>"
+
+
+def render(study: Study, found: StudyResults) -> str:
+    """The study's report.html text: the convergence verdict first, then each analysis's
+    table, the figures, the sensitivity table, the cohort's tables and every fit's row."""
+    spec = study.spec
+    convergence = found.convergence
+    status = convergence["status"] if "status" in convergence else pd.Series(dtype=str)
+    done = int(status.isin([STATUS_OK, STATUS_FLAGGED]).sum())
+    bad = convergence[~status.eq(STATUS_OK)]
+    parts = [
+        "<!doctype html><html lang=en><head><meta charset='utf-8'>"
+        f"<title>{html.escape(spec.study)}</title><style>{report.STYLE}</style></head><body>",
+        f"<h1>study {html.escape(spec.study)}</h1>",
+        f"<p class=lead>{html.escape(spec.description)} &middot; <b>outcomes</b> "
+        f"{html.escape(', '.join(spec.outcomes))} &middot; <b>covariate sets</b> "
+        + html.escape("; ".join(f"{k}: {', '.join(v)}" for k, v in spec.covariate_sets.items()))
+        + f" &middot; <b>fits</b> {done} of {len(study.fits)} done</p>",
+    ]
+    if bad.empty:
+        parts.append(
+            "<div class='banner ok'>Every fit converged (R-hat, ESS, divergences "
+            "within their targets).</div>"
+        )
+    else:
+        items = "".join(
+            f"<li><b>{html.escape(str(r.fit))}</b>: {html.escape(str(r.status))}</li>"
+            for r in bad.itertuples()
+        )
+        parts.append(
+            f"<div class='banner bad'><b>{len(bad)} of {len(convergence)} fits need attention"
+            f"</b> (convergence panel below)<ul>{items}</ul></div>"
+        )
+    results = found.results
+    for analysis in dict.fromkeys(f.analysis for f in study.fits):
+        if results.empty or analysis not in set(results["analysis"]):
+            continue
+        table = analysis_table(results, analysis)
+        statistic = sorted(set(results.loc[results["analysis"] == analysis, "estimate_is"]))
+        caption = (
+            f"estimate [{study.base.get('summaries', {}).get('ci_prob', 0.95):.0%} interval]; "
+            f"estimate: posterior {', '.join(map(str, statistic))}"
+        )
+        body = f"<p class=caption>{html.escape(caption)}</p>" + report.table_html(table)
+        figures = [
+            report.image(label, png)
+            for label, png in found.figures.items()
+            if label.startswith(f"{analysis}.")
+        ]
+        if figures:
+            body += report.details("<b>figures</b>", "".join(figures), open_=analysis == "bkmr")
+        parts.append(_section(analysis, body, f"analysis-{analysis}"))
+    if not found.sensitivity.empty:
+        parts.append(
+            _section(
+                "prior sensitivity",
+                report.table_html(found.sensitivity),
+                "sensitivity",
+            )
+        )
+    if found.descriptives or "correlations" in found.figures:
+        body = "".join(
+            report.details(f"<b>{html.escape(name)}</b>", report.table_html(table), open_=True)
+            for name, table in found.descriptives.items()
+        )
+        if "correlations" in found.figures:
+            body += report.image("correlations", found.figures["correlations"])
+        parts.append(_section("cohort", body, "cohort"))
+    ok = status.eq(STATUS_OK).tolist()
+    parts.append(
+        _section(
+            "convergence",
+            report.table_html(convergence, bad_rows=[not x for x in ok]),
+            "convergence",
+        )
+    )
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_report(study: Study) -> StudyResults:
+    """report.html, results.csv, convergence.csv, sensitivity.csv and tables.xlsx in the study
+    folder, each written whole (a temporary file renamed)."""
+    found = collect(study)
+    folder = study.folder
+    folder.mkdir(parents=True, exist_ok=True)
+    _write_text(folder / "report.html", render(study, found))
+    tables = {"convergence": found.convergence, "results": found.results}
+    tables |= {"sensitivity": found.sensitivity, **found.descriptives}
+    for name, table in tables.items():
+        if name in ("convergence", "results", "sensitivity"):
+            _write_text(folder / f"{name}.csv", table.to_csv(index=False))
+    handle, tmp = tempfile.mkstemp(prefix=".tables.xlsx.", dir=folder)
+    os.close(handle)
+    with pd.ExcelWriter(tmp, engine="openpyxl") as book:
+        for name, table in tables.items():
+            if not table.empty:
+                table.to_excel(book, sheet_name=name[:31], index=False)
+        if not any(not t.empty for t in tables.values()):
+            pd.DataFrame().to_excel(book, sheet_name="empty")
+    os.replace(tmp, folder / "tables.xlsx")
+    return found

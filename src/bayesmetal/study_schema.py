@@ -1,0 +1,115 @@
+"""The study schema: the keys a study file adds to a run config (which outcomes, covariate
+sets, analyses, variants and survey weightings to cross); what remains of the file (its
+`include:`d cohort, `data:`, `sampler:`, `summaries:`) is the run config every fit starts from.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from bayesmetal.cohort_schema import Strict
+
+LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def _label(value: str, what: str) -> str:
+    if not LABEL.match(value):
+        raise ValueError(f"{what} {value!r}: use letters, digits, '_', '.' or '-' (a folder name)")
+    return value
+
+
+class AnalysisEntry(Strict):
+    """One analysis of the paper: a `model:` section (as in a run config), fitted for each
+    outcome and covariate set it names."""
+
+    name: str | None = None  # default: the model's name and kind/direction (glm_multi, ...)
+    model: dict[str, Any]
+    covariates: list[str] | None = None  # covariate-set names; default: every set
+    outcomes: list[str] | None = None  # default: the study's outcomes
+    priors: dict[str, Any] = {}
+    sampler: dict[str, Any] = {}  # replaces the study's sampler settings for this analysis
+
+    @field_validator("model")
+    @classmethod
+    def _named(cls, model: dict[str, Any]) -> dict[str, Any]:
+        if not isinstance(model.get("name"), str):
+            raise ValueError("needs name: (glm, bwqs, qgcomp, bkmr)")
+        return model
+
+    @property
+    def label(self) -> str:
+        if self.name:
+            return _label(self.name, "analysis name")
+        extra = self.model.get("kind") or self.model.get("direction")
+        return f"{self.model['name']}_{extra}" if isinstance(extra, str) else self.model["name"]
+
+
+class SensitivityEntry(Strict):
+    """A prior-sensitivity variant: one analysis again with other priors (the last covariate
+    set, each outcome, unweighted)."""
+
+    name: str
+    analysis: str  # an analysis's label
+    priors: dict[str, Any] = Field(min_length=1)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return _label(value, "sensitivity name")
+
+
+class StudySpec(Strict):
+    """What a study file says beyond a run config."""
+
+    study: str
+    description: str = ""
+    outcomes: list[str] = Field(min_length=1)
+    exposures: list[str] | None = None  # default: the cohort's
+    covariate_sets: dict[str, list[str]] = Field(min_length=1)
+    analyses: list[AnalysisEntry] = Field(min_length=1)
+    sensitivity: list[SensitivityEntry] = []
+    # [unweighted, survey]: every analysis also with the survey design (the file's survey:
+    # block, or the cohort's / NHANES's design)
+    weighting: list[Literal["unweighted", "survey"]] = Field(default=["unweighted"], min_length=1)
+    describe: bool = True  # Table 1, Table 2, correlations of the cohort
+
+    @field_validator("study")
+    @classmethod
+    def _study(cls, value: str) -> str:
+        return _label(value, "study")
+
+    @field_validator("covariate_sets")
+    @classmethod
+    def _sets(cls, sets: dict[str, list[str]]) -> dict[str, list[str]]:
+        for name in sets:
+            _label(name, "covariate set")
+        return sets
+
+    @model_validator(mode="after")
+    def _references(self) -> StudySpec:
+        labels = [a.label for a in self.analyses]
+        twice = sorted({x for x in labels if labels.count(x) > 1})
+        if twice:
+            raise ValueError(f"analyses: {twice} named twice; give each a name:")
+        for analysis in self.analyses:
+            unknown = [s for s in analysis.covariates or [] if s not in self.covariate_sets]
+            if unknown:
+                raise ValueError(
+                    f"analyses.{analysis.label}.covariates: {unknown} not in covariate_sets "
+                    f"({', '.join(self.covariate_sets)})"
+                )
+            unknown = [o for o in analysis.outcomes or [] if o not in self.outcomes]
+            if unknown:
+                raise ValueError(f"analyses.{analysis.label}.outcomes: {unknown} not in outcomes")
+        for variant in self.sensitivity:
+            if variant.analysis not in labels:
+                raise ValueError(
+                    f"sensitivity.{variant.name}.analysis: {variant.analysis!r} is not an "
+                    f"analysis ({', '.join(labels)})"
+                )
+        if len(set(self.weighting)) != len(self.weighting):
+            raise ValueError("weighting: list each of unweighted / survey once")
+        return self
