@@ -1,8 +1,9 @@
 """Compare run folders: python scripts/compare.py RUN_A RUN_B [RUN_C ...] [--out DIR].
 
 Aligns the runs' headline tables (BKMR PIPs, overall risk and h curves, BWQS weights and index
-effects, GLM effects, qgcomp psi and weights: `compare.HEADLINES`, chosen by each run's model), each quantity
-on one statistic in every run (their shared point estimate, else the mean or median all report),
+effects, GLM effects, qgcomp psi and weights: `compare.HEADLINES`, chosen by each run's model),
+each quantity on one statistic in every run (their shared point estimate, else the mean or
+median all report),
 prints the config differences and the conclusions that change against RUN_A, and writes
 comparison.csv, config_diff.csv, changes.csv/.txt and figures to a new folder (default:
 comparisons/<A>-vs-<B> beside RUN_A). Exit codes: 0 done, 2 a path that is not a
