@@ -26,6 +26,10 @@ STATUS_OK, STATUS_FLAGGED, STATUS_FAILED, STATUS_PENDING = (
     "summaries failed",
     "not run",
 )
+CONVERGENCE_COLUMNS = ["fit", "analysis", "outcome", "covariates", "weighting", "variant"]
+CONVERGENCE_COLUMNS += ["status", "flagged", "problems", "max_rhat", "min_ess_bulk"]
+CONVERGENCE_COLUMNS += ["divergences", "folder"]
+BANNER_ITEMS = 8  # fits named in the banner; all of them are in the convergence panel
 FIGURES = {"bkmr": "univariate", "bwqs": "weights", "glm": "forest", "qgcomp": "gcomp"}
 
 
@@ -69,6 +73,10 @@ def convergence_row(study: Study, fit: StudyFit) -> dict[str, object]:
     return row | {
         "status": STATUS_OK if ok.all() else STATUS_FLAGGED,
         "flagged": int((~ok).sum()),
+        "problems": "; ".join(
+            f"{p}: {why}"
+            for p, why in diagnostics.loc[~ok, ["parameter", "problems"]].head(3).to_numpy()
+        ),
         "max_rhat": float(diagnostics["rhat"].max()),
         "min_ess_bulk": float(diagnostics["ess_bulk"].min()),
         "divergences": int(diagnostics.groupby("fit")["divergences"].max().sum()),
@@ -133,7 +141,8 @@ def _sensitivity(study: Study) -> pd.DataFrame:
 
 
 def collect(study: Study) -> StudyResults:
-    convergence = pd.DataFrame([convergence_row(study, fit) for fit in study.fits])
+    rows = [convergence_row(study, fit) for fit in study.fits]
+    convergence = pd.DataFrame(rows).reindex(columns=CONVERGENCE_COLUMNS)
     parts, figures = [], {}
     for fit in study.fits:
         if not study.done(fit) or not (study.fit_folder(fit) / "diagnostics.csv").is_file():
@@ -206,9 +215,13 @@ def render(study: Study, found: StudyResults) -> str:
         )
     else:
         items = "".join(
-            f"<li><b>{html.escape(str(r.fit))}</b>: {html.escape(str(r.status))}</li>"
-            for r in bad.itertuples()
+            f"<li><b>{html.escape(str(r.fit))}</b>: {html.escape(str(r.status))}"
+            + (f" ({html.escape(str(r.problems))})" if isinstance(r.problems, str) else "")
+            + "</li>"
+            for r in bad.head(BANNER_ITEMS).itertuples()
         )
+        if len(bad) > BANNER_ITEMS:
+            items += f"<li>and {len(bad) - BANNER_ITEMS} more</li>"
         parts.append(
             f"<div class='banner bad'><b>{len(bad)} of {len(convergence)} fits need attention"
             f"</b> (convergence panel below)<ul>{items}</ul></div>"
@@ -272,7 +285,7 @@ def write_report(study: Study) -> StudyResults:
     for name, table in tables.items():
         if name in ("convergence", "results", "sensitivity"):
             _write_text(folder / f"{name}.csv", table.to_csv(index=False))
-    handle, tmp = tempfile.mkstemp(prefix=".tables.xlsx.", dir=folder)
+    handle, tmp = tempfile.mkstemp(prefix=".tables.", suffix=".xlsx", dir=folder)
     os.close(handle)
     with pd.ExcelWriter(tmp, engine="openpyxl") as book:
         for name, table in tables.items():

@@ -1,0 +1,191 @@
+"""Studies: a study file crossed into ordinary run configs, the config-hash cache and resume,
+the Dask path on a LocalCluster (fast, with trivial tasks), and a small study end to end with
+real fits (slow)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from bayesmetal.errors import ConfigError
+from bayesmetal.runs import RUN_MARKER
+from bayesmetal.study import config_hash, load_study
+from bayesmetal.study_cli import study_main
+from bayesmetal.study_runner import Task, pending_tasks, run_dask
+
+
+def _study_file(folder, **changes) -> str:
+    """data.csv (two outcomes, three exposures, a survey design) and study.yaml on it."""
+    rng = np.random.default_rng(3)
+    n = 200
+    frame = pd.DataFrame(np.exp(rng.normal(size=(n, 3))), columns=["e1", "e2", "e3"])
+    frame["age"] = rng.normal(size=n)
+    frame["sex"] = rng.choice(["male", "female"], n)
+    frame["y"] = 0.4 * np.log(frame["e1"]) + 0.3 * frame["age"] + rng.normal(0, 1, n)
+    frame["y2"] = -0.3 * np.log(frame["e2"]) + rng.normal(0, 1, n)
+    frame["w"] = rng.uniform(0.5, 2, n)
+    frame["stratum"] = np.arange(n) % 5
+    frame["psu"] = (np.arange(n) // 5) % 2
+    frame.to_csv(folder / "data.csv", index=False)
+    study = {
+        "table": {
+            "path": "data.csv",
+            "outcome": "y",
+            "family": "gaussian",
+            "exposures": ["e1", "e2", "e3"],
+            "weight": "w",
+        },
+        "survey": {"strata": "stratum", "psu": "psu"},
+        "study": "toy",
+        "description": "a toy study",
+        "outcomes": ["y", "y2"],
+        "covariate_sets": {"m1": ["age"], "m2": ["age", "sex"]},
+        "weighting": ["unweighted", "survey"],
+        "analyses": [
+            {"model": {"name": "glm", "kind": "single"}},
+            {"model": {"name": "glm", "kind": "multi"}, "covariates": ["m2"]},
+            {
+                "model": {"name": "bkmr", "knots": 10, "summaries": {"ngrid": 5}},
+                "covariates": ["m2"],
+                "outcomes": ["y"],
+                "sampler": {"draws": 60},
+            },
+        ],
+        "sensitivity": [
+            {
+                "name": "tight",
+                "analysis": "glm_multi",
+                "priors": {"beta": {"distribution": "Normal", "mu": 0, "sigma": 0.1}},
+            }
+        ],
+        "sampler": {"chains": 2, "tune": 50, "draws": 50, "seed": 5},
+        "output": {"root": "out"},
+        **changes,
+    }
+    path = folder / "study.yaml"
+    path.write_text(yaml.safe_dump(study, sort_keys=False))
+    return str(path)
+
+
+def test_a_study_crosses_into_run_configs(tmp_path):
+    study = load_study(_study_file(tmp_path))
+    labels = [f.label for f in study.fits]
+    # glm_single: 2 outcomes x 2 sets x 2 weightings; glm_multi: 2 x 1 x 2; bkmr: 1 x 1 x 2;
+    # the variant: glm_multi's last set, each outcome, unweighted
+    assert len(labels) == 8 + 4 + 2 + 2 and len(set(labels)) == len(labels)
+    assert "glm_single.y2.m1.survey" in labels and "glm_multi.y.m2.tight" in labels
+    by_label = {f.label: f for f in study.fits}
+    single = by_label["glm_single.y2.m1.survey"].config
+    assert single.table.outcome == "y2" and single.table.covariates == ["age"]
+    assert single.survey_design() is not None and single.model.kind == "single"
+    bkmr = by_label["bkmr.y.m2"].config
+    assert bkmr.sampler.draws == 60 and bkmr.sampler.chains == 2 and bkmr.survey is False
+    tight = by_label["glm_multi.y.m2.tight"].config
+    assert tight.priors["beta"].parameters["sigma"] == 0.1
+    assert study.folder == tmp_path / "out" / "toy"
+    assert study.describe_mapping is None  # a table, not a cohort
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"analyses": [{"model": {"name": "glm"}, "covariates": ["m3"]}]}, r"\['m3'\] not in"),
+        ({"sensitivity": [{"name": "x", "analysis": "bwqs", "priors": {"a": 1}}]}, "'bwqs'"),
+        ({"analyses": [{"model": {"name": "glm", "kind": "pairs"}}]}, "glm_pairs"),
+        ({"weighting": ["weighted"]}, "weighting"),
+        ({"covariate_sets": {"model 1": ["age"]}}, "folder name"),
+    ],
+)
+def test_bad_studies_are_refused_by_name(tmp_path, change, message):
+    with pytest.raises(ConfigError, match=message) as error:
+        load_study(_study_file(tmp_path, **change))
+    assert "study.yaml" in str(error.value)
+
+
+def test_the_hash_follows_what_decides_a_result(tmp_path):
+    study = load_study(_study_file(tmp_path))
+    fit = study.fits[0]
+    same = json.loads(json.dumps(fit.mapping))
+    same["sampler"] |= {"progressbar": False, "cores": 1}
+    same["output"] = {"root": "elsewhere"}
+    assert config_hash(same) == fit.hash
+    other = json.loads(json.dumps(fit.mapping))
+    other["sampler"]["draws"] += 1
+    assert config_hash(other) != fit.hash
+    changed = load_study(_study_file(tmp_path), ["sampler.draws=51"])
+    unchanged = {a.label for a, b in zip(study.fits, changed.fits, strict=True) if a.hash == b.hash}
+    assert unchanged == {"bkmr.y.m2", "bkmr.y.m2.survey"}  # BKMR's own draws: 60
+
+
+def test_finished_fits_are_reused_and_the_rest_resume(tmp_path, capsys):
+    path = _study_file(tmp_path)
+    study = load_study(path)
+    done = study.fits[:3]
+    for fit in done:  # as fit.py leaves a completed run folder
+        study.fit_folder(fit).mkdir(parents=True)
+        (study.fit_folder(fit) / RUN_MARKER).write_text(json.dumps({"kind": "fit"}))
+    tasks = pending_tasks(study, cores_per_fit=1)
+    assert {t.label for t in tasks} == {f.label for f in study.fits} - {f.label for f in done}
+    # unweighted first: a survey run then finds its unweighted twin in the same folder
+    surveys = [t.label.endswith(".survey") for t in tasks]
+    assert surveys == sorted(surveys)
+    task = tasks[0]
+    written = yaml.safe_load(task.config.read_text())
+    assert written["table"]["path"].endswith("data.csv") and written["table"]["path"][0] == "/"
+    assert ("--set", "sampler.cores=1") == task.extra[2:]
+    assert study_main([path, "--dry-run"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("study toy: 16 fits")
+    assert sum(" done " in line for line in lines) == 3
+
+
+def test_dask_runs_every_task_on_a_local_cluster(tmp_path):
+    script = "import sys, pathlib; pathlib.Path(sys.argv[3]).write_text(sys.argv[1])"
+    tasks = [
+        Task(f"t{i}", script, tmp_path / f"c{i}", tmp_path / f"out{i}", tmp_path / f"t{i}.log")
+        for i in range(3)
+    ]
+    failing = Task("bad", "import sys; sys.exit(4)", tmp_path / "c", tmp_path / "o", tmp_path / "b")
+    seen = []
+    outcomes = run_dask([*tasks, failing], seen.append, workers=2)
+    assert sorted(o.label for o in outcomes) == ["bad", "t0", "t1", "t2"]
+    assert [o.label for o in seen] == [o.label for o in outcomes]
+    assert {o.label: o.code for o in outcomes} == {"t0": 0, "t1": 0, "t2": 0, "bad": 4}
+    for i in range(3):
+        assert (tmp_path / f"out{i}").read_text() == str(tmp_path / f"c{i}")
+    assert sys.executable  # tasks run with this interpreter (Task.command)
+
+
+@pytest.mark.slow
+def test_a_small_study_end_to_end_resumes_and_matches_on_dask(tmp_path, capsys):
+    path = _study_file(tmp_path)
+    study = load_study(path)
+    assert study_main([path, "--sequential"]) == 0
+    report = (study.folder / "report.html").read_text()
+    for section in ("glm_single", "glm_multi", "bkmr", "prior sensitivity", "convergence"):
+        assert f">{section}</h2>" in report, section
+    results = pd.read_csv(study.folder / "results.csv")
+    assert set(results["analysis"]) == {"glm_single", "glm_multi", "bkmr"}
+    assert len(pd.read_csv(study.folder / "convergence.csv")) == len(study.fits)
+    # a survey run found its unweighted twin among the study's fits
+    survey_multi = next(f for f in study.fits if f.label == "glm_multi.y.m2.survey")
+    assert (study.fit_folder(survey_multi) / "weighted_vs_unweighted.csv").is_file()
+    # as after a kill: two fits missing; the rerun (on Dask) redoes those two only
+    lost = [study.fits[0], study.fits[-1]]
+    kept = pd.read_csv(study.fit_folder(lost[0]) / "effects.csv")
+    for fit in lost:
+        import shutil
+
+        shutil.rmtree(study.fit_folder(fit))
+    capsys.readouterr()
+    assert study_main([path, "--workers", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "2 to run on Dask (local cluster, 2 workers), 14 of 16 fits reused" in out
+    assert out.count("] ") == 2
+    # the same seed gives the same draws however the fit is run (chains on one core here)
+    pd.testing.assert_frame_equal(pd.read_csv(study.fit_folder(lost[0]) / "effects.csv"), kept)
