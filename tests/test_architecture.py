@@ -16,7 +16,7 @@ PACKAGE = ROOT / "src" / "bayesmetal"
 # lowest first; a module may import from its own layer and the layers before it
 LAYERS = {
     "base": ["errors", "catalog", "priors", "cohort_schema", "run_schema", "arviz_api"]
-    + ["report", "plots", "progress", "quiet"],
+    + ["report", "plots", "progress", "quiet", "study_schema"],
     "data": [
         "xpt",
         "nhanes",
@@ -40,12 +40,13 @@ LAYERS = {
     + ["summaries.bkmr", "summaries.describe", "summaries.weighted"],
     "models": ["models.glm", "models.bwqs", "models.bkmr", "models.qgcomp", "models.registry"],
     "loading": ["config", "stages"],
-    "output": ["runs", "compare", "terminal"],
+    "output": ["runs", "compare", "terminal", "beside"],
     "orchestration": ["workflow", "benchmark", "bkmr.simulate", "bkmr.bench", "survey_simulation"]
     + ["survey_reference"]
     + [f"calibration.{m}" for m in ("ranks", "bkmr", "pymc_models", "plots")]
-    + [f"calibration.{m}" for m in ("prior_recovery", "reference", "runner")],
-    "cli": ["cli"],
+    + [f"calibration.{m}" for m in ("prior_recovery", "reference", "runner")]
+    + ["study", "study_runner", "study_report"],
+    "cli": ["cli", "study_cli"],
 }
 
 
