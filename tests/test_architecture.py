@@ -35,7 +35,7 @@ LAYERS = {
     "declarations": ["families", "models.contract", "bkmr.kernel", "bkmr.priors"]
     + ["bkmr.posterior"],
     "inference": ["sampling", "bkmr.sampler", "bkmr.inclusion", "bkmr.engine", "engines"]
-    + ["survey_adjust", "survey_influence"],
+    + ["survey_adjust", "survey_influence", "loo"],
     "results": ["diagnostics", "summaries.posterior", "summaries.glm", "summaries.bwqs"]
     + ["summaries.bkmr", "summaries.describe", "summaries.weighted"],
     "models": ["models.glm", "models.bwqs", "models.bkmr", "models.qgcomp", "models.registry"],

@@ -1,6 +1,6 @@
 """Every ArviZ call lives here (ArviZ 0.23 today; an upgrade to 1.x touches this file only).
 
-R-hat, bulk/tail ESS, divergences, netcdf I/O, data groups and rank plots.
+R-hat, bulk/tail ESS, divergences, netcdf I/O, data groups, rank plots and PSIS-LOO.
 """
 
 from __future__ import annotations
@@ -262,3 +262,16 @@ def mcse_mean(samples: np.ndarray) -> float:
     if np.all(samples == samples.flat[0]):
         return 0.0
     return float(np.asarray(az.mcse(samples)).ravel()[0])
+
+
+def loo_pointwise(log_likelihood: xr.DataArray) -> tuple[np.ndarray, np.ndarray]:
+    """PSIS-LOO from a (chain, draw, obs) pointwise log-likelihood: each observation's
+    elpd_loo and its Pareto k."""
+    idata = az.InferenceData(
+        posterior=xr.Dataset({"_": log_likelihood.isel(obs=0, drop=True)}),
+        log_likelihood=xr.Dataset({"y": log_likelihood}),
+    )
+    with warnings.catch_warnings():  # high Pareto k is reported in the table, not warned
+        warnings.simplefilter("ignore", UserWarning)
+        result = az.loo(idata, pointwise=True)
+    return np.asarray(result.loo_i), np.asarray(result.pareto_k)

@@ -127,6 +127,8 @@ class SummarySpec(Strict):
 
     ci_prob: float = Field(default=0.95, gt=0, lt=1)
     targets: DiagnosticTargets = DiagnosticTargets()
+    # PSIS-LOO of each unweighted PyMC fit (loo.csv, loo_pointwise.csv); studies turn it on
+    loo: bool = False
 
 
 # A run folder's own name: no separators, no '..', nothing hidden, so it stays under root.

@@ -383,7 +383,7 @@ def write_summaries(folder: Path, results: Results) -> None:
     """Diagnostics, tables, figures and report.html beside the posterior files of `folder`."""
     plan = results.plan
     results.diagnostics.to_csv(folder / "diagnostics.csv", index=False)
-    for name, table in results.tables.items():
+    for name, table in {**results.tables, **results.files}.items():
         table.to_csv(folder / f"{name}.csv", index=False)
     pngs = {name: save_figure(fig, folder / f"{name}.png") for name, fig in results.figures.items()}
     backends = sorted({str(i.attrs.get("sampler_backend")) for i in results.idatas.values()})

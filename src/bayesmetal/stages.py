@@ -40,6 +40,7 @@ class Results:
     headline: tuple[str, ...] = ()  # the model's Summary.headline: names of tables (figures)
     captions: dict[str, str] = field(default_factory=dict)  # a table's note in the report
     notes: dict[str, str] = field(default_factory=dict)  # header items of report and terminal
+    files: dict[str, pd.DataFrame] = field(default_factory=dict)  # CSV only, not in the report
 
     @property
     def verdict(self) -> str:

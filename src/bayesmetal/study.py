@@ -147,6 +147,8 @@ def _fit_mapping(
     mapping = merge_config({k: v for k, v in base.items() if k != "model"}, override)
     if analysis.sampler:
         mapping["sampler"] = deep_merge(dict(mapping.get("sampler") or {}), analysis.sampler)
+    # every fit's PSIS-LOO, for the study's model comparison
+    mapping["summaries"] = {**(mapping.get("summaries") or {}), "loo": True}
     if survey:
         mapping["survey"] = base.get("survey") or True
     else:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bayesmetal import compare, report
+from bayesmetal import compare, loo, report
 from bayesmetal.study import Study, StudyFit
 
 STATUS_OK, STATUS_FLAGGED, STATUS_FAILED, STATUS_PENDING = (
@@ -40,6 +40,7 @@ class StudyResults:
     convergence: pd.DataFrame  # one row a fit
     results: pd.DataFrame  # one row a fit and headline quantity (long form)
     sensitivity: pd.DataFrame  # conclusions that change under a variant's priors
+    comparison: pd.DataFrame  # PSIS-LOO of the unweighted fits, by outcome and covariates
     descriptives: dict[str, pd.DataFrame]
     figures: dict[str, bytes]  # name -> PNG
 
@@ -140,6 +141,48 @@ def _sensitivity(study: Study) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def model_comparison(study: Study) -> pd.DataFrame:
+    """PSIS-LOO of every unweighted main fit, grouped by outcome and covariate set (the same
+    persons): elpd_loo and its SE, the difference from the best model of the group and its
+    SE (from the pointwise differences), and how many Pareto k exceed 0.7."""
+    groups: dict[tuple[str, str], list[pd.DataFrame]] = {}
+    for fit in study.fits:
+        path = study.fit_folder(fit) / "loo_pointwise.csv"
+        if fit.survey or fit.variant != "main" or not path.is_file():
+            continue
+        points = pd.read_csv(path)
+        several = points["fit"].nunique() > 1  # GLM single: one fit a metal
+        points["model"] = [
+            f"{fit.analysis}: {f}" if several else fit.analysis for f in points["fit"]
+        ]
+        groups.setdefault((fit.outcome, fit.covariate_set), []).append(points)
+    rows = []
+    for (outcome, covariate_set), parts in groups.items():
+        points = pd.concat(parts, ignore_index=True)
+        table = loo.summary(points.assign(fit=points["model"])).sort_values(
+            "elpd_loo", ascending=False
+        )
+        best = points[points["model"] == table.iloc[0]["fit"]].set_index("obs")["elpd_loo"]
+        for _, row in table.iterrows():
+            mine = points[points["model"] == row["fit"]].set_index("obs")["elpd_loo"]
+            same = mine.index.equals(best.index)
+            diff, se = loo.difference(best, mine) if same else (float("nan"), float("nan"))
+            rows.append(
+                {
+                    "outcome": outcome,
+                    "covariates": covariate_set,
+                    "model": row["fit"],
+                    "elpd_loo": row["elpd_loo"],
+                    "se": row["se"],
+                    "elpd_diff": diff,
+                    "se_diff": se,
+                    "n": row["n"],
+                    "pareto_k_above_0.7": row["k_above_0.7"],
+                }
+            )
+    return pd.DataFrame(rows)
+
+
 def collect(study: Study) -> StudyResults:
     rows = [convergence_row(study, fit) for fit in study.fits]
     convergence = pd.DataFrame(rows).reindex(columns=CONVERGENCE_COLUMNS)
@@ -162,7 +205,9 @@ def collect(study: Study) -> StudyResults:
                 descriptives[name] = pd.read_csv(describe / f"{name}.csv", keep_default_na=False)
         if (describe / "correlations.png").is_file():
             figures = {"correlations": (describe / "correlations.png").read_bytes(), **figures}
-    return StudyResults(convergence, results, _sensitivity(study), descriptives, figures)
+    return StudyResults(
+        convergence, results, _sensitivity(study), model_comparison(study), descriptives, figures
+    )
 
 
 def analysis_table(results: pd.DataFrame, analysis: str) -> pd.DataFrame:
@@ -245,6 +290,22 @@ def render(study: Study, found: StudyResults) -> str:
         if figures:
             body += report.details("<b>figures</b>", "".join(figures), open_=analysis == "bkmr")
         parts.append(_section(analysis, body, f"analysis-{analysis}"))
+    if not found.comparison.empty:
+        caption = (
+            "PSIS-LOO (ArviZ) of each unweighted fit on the same persons: elpd_loo (higher "
+            "predicts better) and its SE; elpd_diff: against the best model of its outcome and "
+            "covariate set, with the SE of the pointwise differences (|diff| under 2 SE: no "
+            "clear winner); Pareto k above 0.7 makes that person's elpd unreliable. BKMR is "
+            "not in it yet (its collapsed likelihood does not factorise over persons)"
+        )
+        parts.append(
+            _section(
+                "model comparison",
+                f"<p class=caption>{html.escape(caption)}</p>"
+                + report.table_html(found.comparison),
+                "model-comparison",
+            )
+        )
     if not found.sensitivity.empty:
         parts.append(
             _section(
@@ -281,9 +342,10 @@ def write_report(study: Study) -> StudyResults:
     folder.mkdir(parents=True, exist_ok=True)
     _write_text(folder / "report.html", render(study, found))
     tables = {"convergence": found.convergence, "results": found.results}
-    tables |= {"sensitivity": found.sensitivity, **found.descriptives}
+    tables |= {"sensitivity": found.sensitivity, "model_comparison": found.comparison}
+    tables |= found.descriptives
     for name, table in tables.items():
-        if name in ("convergence", "results", "sensitivity"):
+        if name in ("convergence", "results", "sensitivity", "model_comparison"):
             _write_text(folder / f"{name}.csv", table.to_csv(index=False))
     handle, tmp = tempfile.mkstemp(prefix=".tables.", suffix=".xlsx", dir=folder)
     os.close(handle)

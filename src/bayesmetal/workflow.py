@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pymc as pm
 
-from bayesmetal import diagnostics, engines, survey_adjust
+from bayesmetal import diagnostics, engines, loo, survey_adjust
 from bayesmetal import priors as prior_lib
 from bayesmetal.arviz_api import InferenceData, attach_data, rank_plot, stored_data
 from bayesmetal.cohort import AnalysisTable, load_cohort
@@ -183,6 +183,12 @@ def summarise(plan_: Plan, idatas: dict[str, InferenceData]) -> Results:
     results = Results(
         plan_, idatas, checks, summary.tables, summary.figures, headline=summary.headline
     )
+    if config.summaries.loo and survey is None:
+        found = [loo.pointwise(f, idatas[f.label]) for f in plan_.fits]
+        points = [table for table in found if table is not None]
+        if points:  # loo.csv per fit; each observation's values for comparing models
+            results.files["loo_pointwise"] = pd.concat(points, ignore_index=True)
+            results.tables["loo"] = loo.summary(results.files["loo_pointwise"])
     for fit in plan_.fits:
         names = [n for n in fit.diagnosed if n not in ("gamma", "beta", "delta")]
         results.figures[f"rank_{fit.label}"] = rank_plot(idatas[fit.label], names)
