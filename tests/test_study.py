@@ -167,11 +167,15 @@ def test_a_small_study_end_to_end_resumes_and_matches_on_dask(tmp_path, capsys):
     study = load_study(path)
     assert study_main([path, "--sequential"]) == 0
     report = (study.folder / "report.html").read_text()
-    for section in ("glm_single", "glm_multi", "bkmr", "prior sensitivity", "convergence"):
+    sections = ("glm_single", "glm_multi", "bkmr", "prior sensitivity", "model comparison")
+    for section in (*sections, "convergence"):
         assert f">{section}</h2>" in report, section
     results = pd.read_csv(study.folder / "results.csv")
     assert set(results["analysis"]) == {"glm_single", "glm_multi", "bkmr"}
     assert len(pd.read_csv(study.folder / "convergence.csv")) == len(study.fits)
+    comparison = pd.read_csv(study.folder / "model_comparison.csv")
+    # unweighted GLMs of y and y2 (m1: 3 single; m2: 3 single and the multi); BKMR has none
+    assert len(comparison) == 2 * (3 + 4) and comparison["elpd_diff"].max() == 0
     # a survey run found its unweighted twin among the study's fits
     survey_multi = next(f for f in study.fits if f.label == "glm_multi.y.m2.survey")
     assert (study.fit_folder(survey_multi) / "weighted_vs_unweighted.csv").is_file()

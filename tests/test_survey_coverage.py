@@ -138,17 +138,22 @@ def test_binomial_bound_of_the_slow_test():
     assert stats.binom.sf(LOWEST_COVERED - 1, REPLICATES, 0.80) > 0.6
 
 
-@pytest.fixture(scope="module")
-def glm_coverage(population) -> pd.DataFrame:
-    sampler = SamplerSpec(chains=2, tune=500, draws=500, progressbar=False)
+def _coverage(population, model: str, replicates: int, sampler: SamplerSpec, seed: int):
+    """The coverage table of `replicates` samples, by parameter and weighting."""
     results = pd.concat(
         [
-            sim.coverage_replicate(population, r, ("glm",), sampler, seed=2)
-            for r in range(REPLICATES)
+            sim.coverage_replicate(population, r, (model,), sampler, seed=seed)
+            for r in range(replicates)
         ],
         ignore_index=True,
     )
     return sim.coverage_table(results).set_index(["parameter", "weighting"])
+
+
+@pytest.fixture(scope="module")
+def glm_coverage(population) -> pd.DataFrame:
+    sampler = SamplerSpec(chains=2, tune=500, draws=500, progressbar=False)
+    return _coverage(population, "glm", REPLICATES, sampler, seed=2)
 
 
 @pytest.mark.slow
@@ -185,14 +190,7 @@ BKMR_LOWEST_COVERED = 15  # of 20: P(fewer | coverage 0.92) = 0.02 (were they in
 @pytest.fixture(scope="module")
 def bkmr_coverage(population) -> pd.DataFrame:
     sampler = SamplerSpec(chains=2, tune=300, draws=500, progressbar=False)
-    results = pd.concat(
-        [
-            sim.coverage_replicate(population, r, ("bkmr",), sampler, seed=5)
-            for r in range(BKMR_REPLICATES)
-        ],
-        ignore_index=True,
-    )
-    return sim.coverage_table(results).set_index(["parameter", "weighting"])
+    return _coverage(population, "bkmr", BKMR_REPLICATES, sampler, seed=5)
 
 
 def test_binomial_bound_of_the_bkmr_test():

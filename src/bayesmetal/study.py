@@ -125,37 +125,6 @@ def _split(mapping: dict[str, Any], source: Path) -> tuple[StudySpec, dict[str, 
     return spec, mapping
 
 
-def _fit_mapping(
-    base: dict[str, Any],
-    spec: StudySpec,
-    analysis: AnalysisEntry,
-    outcome: str,
-    covariate_set: str,
-    survey: bool,
-    priors: dict[str, Any],
-) -> dict[str, Any]:
-    roles: dict[str, Any] = {"outcome": outcome, "covariates": spec.covariate_sets[covariate_set]}
-    if spec.exposures is not None:
-        roles["exposures"] = spec.exposures
-    # a cohort's roles go under analysis:, a user's table names its columns under table:
-    section = "table" if base.get("table") else "analysis"
-    override: dict[str, Any] = {
-        section: roles,
-        "model": analysis.model,
-        "priors": {**analysis.priors, **priors},
-    }
-    mapping = merge_config({k: v for k, v in base.items() if k != "model"}, override)
-    if analysis.sampler:
-        mapping["sampler"] = deep_merge(dict(mapping.get("sampler") or {}), analysis.sampler)
-    # every fit's PSIS-LOO, for the study's model comparison
-    mapping["summaries"] = {**(mapping.get("summaries") or {}), "loo": True}
-    if survey:
-        mapping["survey"] = base.get("survey") or True
-    else:
-        mapping["survey"] = False
-    return mapping
-
-
 def load_study(path: str | Path, overrides: list[str] | None = None) -> Study:
     """Read a study file (its `include:`s merged, `--set` overrides applied to the shared run
     settings), check every fit's run config, and place the study folder (output.root/study)."""
@@ -188,8 +157,21 @@ def _fit(
     survey: bool,
     variant: Any = None,
 ) -> StudyFit:
-    priors = variant.priors if variant is not None else {}
-    mapping = _fit_mapping(base, spec, analysis, outcome, covariate_set, survey, priors)
+    """One fit's run config: the shared one with this analysis's model, roles, priors and
+    sampler settings, the weighting, and PSIS-LOO on."""
+    roles: dict[str, Any] = {"outcome": outcome, "covariates": spec.covariate_sets[covariate_set]}
+    if spec.exposures is not None:
+        roles["exposures"] = spec.exposures
+    # a cohort's roles go under analysis:, a user's table names its columns under table:
+    section = "table" if base.get("table") else "analysis"
+    priors = {**analysis.priors, **(variant.priors if variant is not None else {})}
+    override: dict[str, Any] = {section: roles, "model": analysis.model, "priors": priors}
+    mapping = merge_config({k: v for k, v in base.items() if k != "model"}, override)
+    if analysis.sampler:
+        mapping["sampler"] = deep_merge(dict(mapping.get("sampler") or {}), analysis.sampler)
+    # every fit's PSIS-LOO, for the study's model comparison
+    mapping["summaries"] = {**(mapping.get("summaries") or {}), "loo": True}
+    mapping["survey"] = (base.get("survey") or True) if survey else False
     parts = [analysis.label, outcome, covariate_set]
     parts += [variant.name] if variant is not None else []
     parts += ["survey"] if survey else []
