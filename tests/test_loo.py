@@ -21,7 +21,7 @@ def test_psis_loo_matches_the_linear_regressions_exact_leave_one_out():
     design = make_design(frame, "y", "gaussian", ["e1", "e2"], ["age", "sex"])
     sampler = SamplerSpec(chains=2, tune=500, draws=1000, seed=3, progressbar=False)
     fits, idatas = fit_design(design, GlmSpec(name="glm", kind="multi"), sampler)
-    points = loo.pointwise(fits[0], idatas[fits[0].label])
+    points = loo.pointwise(fits[0], idatas[fits[0].label], design.ids)
     # the reference: least squares leave-one-out, y_i against the fit without it, Student t
     # on n - p - ... df with scale s^2 / (1 - h_ii) (flat priors; these priors are weak)
     X = np.column_stack([np.ones(design.n), design.log_exposures, design.X])
@@ -41,16 +41,16 @@ def test_psis_loo_matches_the_linear_regressions_exact_leave_one_out():
     frame_without = frame.assign(e1=1.0 + 0 * frame.e1)
     smaller = make_design(frame_without, "y", "gaussian", ["e2"], ["age", "sex"])
     fits_b, idatas_b = fit_design(smaller, GlmSpec(name="glm", kind="multi"), sampler)
-    other = loo.pointwise(fits_b[0], idatas_b[fits_b[0].label])
+    other = loo.pointwise(fits_b[0], idatas_b[fits_b[0].label], smaller.ids)
     diff, se = loo.difference(other["elpd_loo"], points["elpd_loo"])
     assert diff > 2 * se > 0
 
 
 def test_no_loo_for_a_weighted_pseudo_likelihood_or_another_engine():
     weighted = Fit("multi", _potential_only, {"mu": ()})
-    assert loo.pointwise(weighted, None) is None
+    assert loo.pointwise(weighted, None, np.arange(3)) is None
     gibbs = Fit("bkmr", _potential_only, {"mu": ()}, engine="bkmr-gibbs")
-    assert loo.pointwise(gibbs, None) is None
+    assert loo.pointwise(gibbs, None, np.arange(3)) is None
 
 
 def _potential_only():

@@ -4,18 +4,22 @@ real fits (slow)."""
 
 from __future__ import annotations
 
+import copy
 import json
-import sys
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
+from bayesmetal.config import parse_config
 from bayesmetal.errors import ConfigError
-from bayesmetal.runs import RUN_MARKER
-from bayesmetal.study import config_hash, load_study
+from bayesmetal.runs import FAILURE_FILE, RUN_MARKER
+from bayesmetal.study import fit_hash, load_study
 from bayesmetal.study_cli import study_main
+from bayesmetal.study_report import sensitivity_table
 from bayesmetal.study_runner import Task, pending_tasks, run_dask
 
 
@@ -110,55 +114,89 @@ def test_bad_studies_are_refused_by_name(tmp_path, change, message):
 def test_the_hash_follows_what_decides_a_result(tmp_path):
     study = load_study(_study_file(tmp_path))
     fit = study.fits[0]
-    same = json.loads(json.dumps(fit.mapping))
-    same["sampler"] |= {"progressbar": False, "cores": 1}
-    same["output"] = {"root": "elsewhere"}
-    assert config_hash(same) == fit.hash
-    other = json.loads(json.dumps(fit.mapping))
-    other["sampler"]["draws"] += 1
-    assert config_hash(other) != fit.hash
+
+    def hashed(change) -> str:
+        mapping = copy.deepcopy(fit.mapping)
+        change(mapping)
+        return fit_hash(parse_config(mapping, "test"))
+
+    # how it runs and where it is written: the same fit
+    assert hashed(lambda m: m["sampler"].update(progressbar=False, cores=1)) == fit.hash
+    assert hashed(lambda m: m.update(output={"root": "elsewhere"})) == fit.hash
+    assert hashed(lambda m: m["sampler"].update(target_accept=0.9)) == fit.hash  # the default
+    # what it finds: another fit
+    assert hashed(lambda m: m["sampler"].update(draws=51)) != fit.hash
+    assert hashed(lambda m: m["sampler"].update(seed=6)) != fit.hash
     changed = load_study(_study_file(tmp_path), ["sampler.draws=51"])
     unchanged = {a.label for a, b in zip(study.fits, changed.fits, strict=True) if a.hash == b.hash}
     assert unchanged == {"bkmr.y.m2", "bkmr.y.m2.survey"}  # BKMR's own draws: 60
+    # the table's content (same path, another row changed)
+    frame = pd.read_csv(tmp_path / "data.csv")
+    frame.loc[0, "y"] += 1
+    frame.to_csv(tmp_path / "data.csv", index=False)
+    edited = load_study(str(tmp_path / "study.yaml"))
+    assert all(a.hash != b.hash for a, b in zip(study.fits, edited.fits, strict=True))
+
+
+def _complete(study, fit, failed: bool = False) -> None:
+    """A run folder as fit.py leaves it (with summaries_failed.txt where they failed)."""
+    folder = study.fit_folder(fit)
+    folder.mkdir(parents=True)
+    (folder / RUN_MARKER).write_text(json.dumps({"kind": "fit"}))
+    if failed:
+        (folder / FAILURE_FILE).write_text("Traceback ...")
 
 
 def test_finished_fits_are_reused_and_the_rest_resume(tmp_path, capsys):
     path = _study_file(tmp_path)
     study = load_study(path)
-    done = study.fits[:3]
-    for fit in done:  # as fit.py leaves a completed run folder
-        study.fit_folder(fit).mkdir(parents=True)
-        (study.fit_folder(fit) / RUN_MARKER).write_text(json.dumps({"kind": "fit"}))
+    by_label = {f.label: f for f in study.fits}
+    done = [by_label["glm_single.y.m1"]]
+    for fit in done:
+        _complete(study, fit)
+    failed = by_label["glm_multi.y.m2"]
+    _complete(study, failed, failed=True)
     tasks = pending_tasks(study, cores_per_fit=1)
-    assert {t.label for t in tasks} == {f.label for f in study.fits} - {f.label for f in done}
-    # unweighted first: a survey run then finds its unweighted twin in the same folder
-    surveys = [t.label.endswith(".survey") for t in tasks]
+    labels = [t.label for t in tasks]
+    assert set(labels) == {f.label for f in study.fits} - {f.label for f in done}
+    # unweighted first; a survey fit waits for its twin where the twin is still to run
+    surveys = [label.endswith(".survey") for label in labels]
     assert surveys == sorted(surveys)
-    task = tasks[0]
-    written = yaml.safe_load(task.config.read_text())
-    assert written["table"]["path"].endswith("data.csv") and written["table"]["path"][0] == "/"
-    assert ("--set", "sampler.cores=1") == task.extra[2:]
+    waits = {t.label: t.after for t in tasks}
+    assert waits["glm_multi.y.m2.survey"] == "glm_multi.y.m2"
+    assert waits["glm_single.y2.m1.survey"] == "glm_single.y2.m1"
+    assert waits["glm_single.y.m1.survey"] is None  # its twin is done: nothing to wait for
+    # summaries that failed are redone from the saved posterior, not refitted
+    redo = next(t for t in tasks if t.label == failed.label)
+    assert redo.args == ("--summarise", str(study.fit_folder(failed)))
+    task = next(t for t in tasks if t.label == "glm_single.y2.m1")
+    config, out = Path(task.args[0]), Path(task.args[2])
+    written = yaml.safe_load(config.read_text())
+    assert Path(written["table"]["path"]).is_absolute() and out == study.fit_folder(
+        by_label["glm_single.y2.m1"]
+    )
+    assert task.args[-2:] == ("--set", "sampler.cores=1")
     assert study_main([path, "--dry-run"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("study toy: 16 fits")
-    assert sum(" done " in line for line in lines) == 3
+    assert sum(" done " in line for line in lines) == 1
 
 
-def test_dask_runs_every_task_on_a_local_cluster(tmp_path):
-    script = "import sys, pathlib; pathlib.Path(sys.argv[3]).write_text(sys.argv[1])"
-    tasks = [
-        Task(f"t{i}", script, tmp_path / f"c{i}", tmp_path / f"out{i}", tmp_path / f"t{i}.log")
-        for i in range(3)
-    ]
-    failing = Task("bad", "import sys; sys.exit(4)", tmp_path / "c", tmp_path / "o", tmp_path / "b")
+def test_dask_runs_every_task_on_a_local_cluster_in_order(tmp_path):
+    write = "import sys, pathlib, time; time.sleep(float(sys.argv[2])); pathlib.Path(sys.argv[1])"
+    write += ".write_text('x')"
+    first = Task("first", write, (str(tmp_path / "first"), "2"), tmp_path / "first.log")
+    # waits for `first`: fails unless its file is there when it starts
+    check = f"import sys, pathlib; sys.exit(0 if pathlib.Path({str(tmp_path / 'first')!r})"
+    check += ".exists() else 5)"
+    second = Task("second", check, (), tmp_path / "second.log", after="first")
+    other = Task("other", write, (str(tmp_path / "other"), "0"), tmp_path / "other.log")
+    failing = Task("bad", "import sys; sys.exit(4)", (), tmp_path / "bad.log")
     seen = []
-    outcomes = run_dask([*tasks, failing], seen.append, workers=2)
-    assert sorted(o.label for o in outcomes) == ["bad", "t0", "t1", "t2"]
+    outcomes = run_dask([first, second, other, failing], seen.append, workers=2)
     assert [o.label for o in seen] == [o.label for o in outcomes]
-    assert {o.label: o.code for o in outcomes} == {"t0": 0, "t1": 0, "t2": 0, "bad": 4}
-    for i in range(3):
-        assert (tmp_path / f"out{i}").read_text() == str(tmp_path / f"c{i}")
-    assert sys.executable  # tasks run with this interpreter (Task.command)
+    assert {o.label: o.code for o in outcomes} == {"first": 0, "second": 0, "other": 0, "bad": 4}
+    assert (tmp_path / "other").read_text() == "x"
 
 
 @pytest.mark.slow
@@ -192,8 +230,6 @@ def test_a_small_study_end_to_end_resumes_and_matches_on_dask(tmp_path, capsys):
     lost = [study.fits[0], study.fits[-1]]
     kept = pd.read_csv(study.fit_folder(lost[0]) / "effects.csv")
     for fit in lost:
-        import shutil
-
         shutil.rmtree(study.fit_folder(fit))
     capsys.readouterr()
     assert study_main([path, "--workers", "2"]) == 0
@@ -202,3 +238,27 @@ def test_a_small_study_end_to_end_resumes_and_matches_on_dask(tmp_path, capsys):
     assert out.count("] ") == 2
     # the same seed gives the same draws however the fit is run (chains on one core here)
     pd.testing.assert_frame_equal(pd.read_csv(study.fit_folder(lost[0]) / "effects.csv"), kept)
+
+
+def test_a_prior_variant_is_compared_with_the_unweighted_main_fit(tmp_path):
+    study = load_study(_study_file(tmp_path))
+    by_label = {f.label: f for f in study.fits}
+    intervals = {  # Pb's interval: the survey fit's is wider and covers 0
+        "glm_multi.y.m2": (0.05, 0.15),
+        "glm_multi.y.m2.survey": (-0.05, 0.25),
+        "glm_multi.y.m2.tight": (0.04, 0.16),
+    }
+    for label, (lower, upper) in intervals.items():
+        fit = by_label[label]
+        _complete(study, fit)
+        folder = study.fit_folder(fit)
+        config = {"model": {"name": "glm"}, "priors_resolved": fit.mapping["priors"]}
+        (folder / "config.resolved.yaml").write_text(yaml.safe_dump(config))
+        effects = pd.DataFrame(
+            {"fit": ["multi"], "term": ["Pb"], "measure": ["beta"], "estimate": [0.1]}
+            | {"estimate_is": ["median"], "lower": [lower], "upper": [upper]}
+        )
+        effects.to_csv(folder / "effects.csv", index=False)
+    table = sensitivity_table(study)
+    assert table["variant"].tolist() == ["tight"]
+    assert table.loc[0, "conclusions that change"] == "none"

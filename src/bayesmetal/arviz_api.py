@@ -264,13 +264,12 @@ def mcse_mean(samples: np.ndarray) -> float:
     return float(np.asarray(az.mcse(samples)).ravel()[0])
 
 
-def loo_pointwise(log_likelihood: xr.DataArray) -> tuple[np.ndarray, np.ndarray]:
-    """PSIS-LOO from a (chain, draw, obs) pointwise log-likelihood: each observation's
-    elpd_loo and its Pareto k."""
-    idata = az.InferenceData(
-        posterior=xr.Dataset({"_": log_likelihood.isel(obs=0, drop=True)}),
-        log_likelihood=xr.Dataset({"y": log_likelihood}),
-    )
+def loo_pointwise(
+    posterior: xr.Dataset, log_likelihood: xr.DataArray
+) -> tuple[np.ndarray, np.ndarray]:
+    """PSIS-LOO from the posterior draws and their (chain, draw, obs) pointwise
+    log-likelihood: each observation's elpd_loo and its Pareto k."""
+    idata = az.InferenceData(posterior=posterior, log_likelihood=xr.Dataset({"y": log_likelihood}))
     with warnings.catch_warnings():  # high Pareto k is reported in the table, not warned
         warnings.simplefilter("ignore", UserWarning)
         result = az.loo(idata, pointwise=True)

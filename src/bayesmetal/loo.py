@@ -22,9 +22,9 @@ MAX_DRAWS = 2000  # draws read (evenly thinned): the Pareto k fit needs hundreds
 K_WARN = 0.7  # Pareto k above it: that observation's elpd is not reliable
 
 
-def pointwise(fit: Fit, idata: InferenceData) -> pd.DataFrame | None:
-    """One row per observation (fit, obs, elpd_loo, pareto_k), or None where LOO does not
-    apply (see the module docstring)."""
+def pointwise(fit: Fit, idata: InferenceData, ids: np.ndarray) -> pd.DataFrame | None:
+    """One row per person (fit, obs: the person's id, elpd_loo, pareto_k), or None where LOO
+    does not apply (see the module docstring)."""
     if fit.engine != PYMC:
         return None
     model = fit.build()
@@ -42,10 +42,8 @@ def pointwise(fit: Fit, idata: InferenceData) -> pd.DataFrame | None:
         progressbar=False,
     )[observed[0]]
     loglik = loglik.rename({loglik.dims[-1]: "obs"})
-    elpd, k = loo_pointwise(loglik)
-    return pd.DataFrame(
-        {"fit": fit.label, "obs": np.arange(len(elpd)), "elpd_loo": elpd, "pareto_k": k}
-    )
+    elpd, k = loo_pointwise(thinned, loglik)
+    return pd.DataFrame({"fit": fit.label, "obs": ids, "elpd_loo": elpd, "pareto_k": k})
 
 
 def summary(points: pd.DataFrame) -> pd.DataFrame:
@@ -68,6 +66,7 @@ def summary(points: pd.DataFrame) -> pd.DataFrame:
 
 
 def difference(a: pd.Series, b: pd.Series) -> tuple[float, float]:
-    """elpd(b) - elpd(a) on the same observations, and its SE (Vehtari et al. 2017, eq. 24)."""
+    """elpd(b) - elpd(a) on the same persons (aligned by their index), and its SE (Vehtari et
+    al. 2017, eq. 24)."""
     diff = b.to_numpy() - a.to_numpy()
     return float(diff.sum()), float(np.sqrt(len(diff)) * diff.std(ddof=1))

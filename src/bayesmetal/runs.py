@@ -280,6 +280,19 @@ def _swap_in(tmp: Path, dest: Path) -> None:
     _remove(trash)
 
 
+def write_file_atomically(path: Path, content: str | bytes) -> None:
+    """A file written whole or not at all: a temporary file beside it, renamed over it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(content.encode() if isinstance(content, str) else content)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 @contextmanager
 def atomic_folder(dest: Path, overwrite: bool = False, kind: str = "fit") -> Iterator[Path]:
     """Yield a temporary folder that becomes `dest` only if the block finishes.

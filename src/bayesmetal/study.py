@@ -10,10 +10,9 @@ alone; `describe-<hash>/` holds the cohort's descriptive tables the same way.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,6 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from bayesmetal import __version__
 from bayesmetal.config import (
     PATH_KEYS,
     apply_overrides,
@@ -32,7 +30,7 @@ from bayesmetal.config import (
 )
 from bayesmetal.errors import ConfigError
 from bayesmetal.run_schema import RunConfig
-from bayesmetal.runs import is_run_folder
+from bayesmetal.runs import FAILURE_FILE, is_run_folder, write_file_atomically
 from bayesmetal.study_schema import AnalysisEntry, StudySpec
 
 STUDY_KEYS = tuple(StudySpec.model_fields)
@@ -44,7 +42,7 @@ DEFAULT_ROOT = "studies"
 @dataclass(frozen=True)
 class StudyFit:
     """One fit of the study: which analysis, outcome, covariate set, variant and weighting,
-    and its complete run config."""
+    its complete run config and that config's hash."""
 
     label: str
     analysis: str
@@ -55,14 +53,16 @@ class StudyFit:
     variant: str  # "main", or a sensitivity variant's name
     mapping: dict[str, Any]  # the run config, includes merged
     config: RunConfig
-
-    @property
-    def hash(self) -> str:
-        return config_hash(self.mapping)
+    hash: str  # fit_hash(config)
 
     @property
     def folder_name(self) -> str:
         return f"{self.label}-{self.hash}"
+
+    @property
+    def twin_label(self) -> str:
+        """The label of the same fit without the survey design."""
+        return self.label.removesuffix(".survey")
 
 
 @dataclass(frozen=True)
@@ -88,27 +88,58 @@ class Study:
 
     @property
     def describe_folder(self) -> Path:
-        return self.folder / f"describe-{config_hash(self.describe_mapping or {})}"
+        return self.folder / f"describe-{_digest({'describe': self.describe_mapping})}"
+
+    @property
+    def describe_done(self) -> bool:
+        return is_run_folder(self.describe_folder)
 
     def fit_folder(self, fit: StudyFit) -> Path:
         return self.folder / "fits" / fit.folder_name
 
     def done(self, fit: StudyFit) -> bool:
-        """Whether the fit's folder is complete (fit.py renames it into place at the end)."""
-        return is_run_folder(self.fit_folder(fit))
+        """Whether the fit's folder is complete, summaries included (fit.py renames it into
+        place at the end; a folder whose summaries failed holds the posterior only)."""
+        folder = self.fit_folder(fit)
+        return is_run_folder(folder) and not (folder / FAILURE_FILE).exists()
 
 
-def config_hash(mapping: dict[str, Any]) -> str:
-    """12 hex digits of SHA-256 over the config (less UNHASHED) and the bayesmetal version."""
-    kept = json.loads(json.dumps(mapping, default=str))
+@functools.cache
+def code_fingerprint() -> str:
+    """SHA-256 of bayesmetal's own source files: a fit made by other code is not reused."""
+    digest = hashlib.sha256()
+    package = Path(__file__).parent
+    for path in sorted(package.rglob("*.py")) + sorted(package.glob("*.json")):
+        digest.update(str(path.relative_to(package)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _file_digest(path: str | None) -> str | None:
+    """A user's table's content (NHANES files are pinned by the CDC catalogue's checksums)."""
+    if not path or not Path(path).is_file():
+        return None
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _digest(content: dict[str, Any]) -> str:
+    text = json.dumps({**content, "code": code_fingerprint()}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def fit_hash(config: RunConfig) -> str:
+    """12 hex digits of SHA-256 over everything that decides the fit's result: the validated
+    config with its defaults filled in (less UNHASHED and where it was read from), a user
+    table's content and bayesmetal's source code."""
+    kept = config.model_dump(mode="json", exclude={"source"})
     for path in UNHASHED:
         section = kept
         for key in path[:-1]:
             section = section.get(key) or {}
         if isinstance(section, dict):
             section.pop(path[-1], None)
-    text = json.dumps({"config": kept, "bayesmetal": __version__}, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
+    table = config.table.path if config.table is not None else None
+    return _digest({"config": kept, "table": _file_digest(table)})
 
 
 def _split(mapping: dict[str, Any], source: Path) -> tuple[StudySpec, dict[str, Any]]:
@@ -188,17 +219,13 @@ def _fit(
         variant.name if variant is not None else "main",
         mapping,
         config,
+        fit_hash(config),
     )
 
 
 def write_config(mapping: dict[str, Any], path: Path) -> None:
-    """A run config as YAML, written whole or not at all (a temporary file renamed)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = yaml.safe_dump(mapping, sort_keys=False)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(handle, "w") as out:
-        out.write(text)
-    os.replace(tmp, path)
+    """A run config as YAML, written whole or not at all."""
+    write_file_atomically(path, yaml.safe_dump(mapping, sort_keys=False))
 
 
 def fit_config_path(study: Study, fit: StudyFit) -> Path:

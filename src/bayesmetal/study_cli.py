@@ -20,11 +20,18 @@ from bayesmetal.study_runner import (
 )
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def plan_lines(study: Study) -> list[str]:
     """What a dry run prints: each fit, its folder and whether it is done."""
     lines = [f"study {study.spec.study}: {len(study.fits)} fits into {study.folder}/"]
     if study.describe_mapping is not None:
-        state = "done" if study.describe_folder.is_dir() else "to run"
+        state = "done" if study.describe_done else "to run"
         lines.append(f"  {'describe':<48} {state:<7} {study.describe_folder.name}")
     for fit in study.fits:
         state = "done" if study.done(fit) else "to run"
@@ -41,7 +48,7 @@ def study_main(argv: list[str] | None = None) -> int:
         "--scheduler", help="a Dask scheduler's address (tcp://host:8786); default: local"
     )
     parser.add_argument(
-        "--workers", type=int, default=2, help="local Dask workers (fits at once); default 2"
+        "--workers", type=_positive, default=2, help="local Dask workers (fits at once); default 2"
     )
     parser.add_argument(
         "--sequential", action="store_true", help="one fit after another, without Dask"
@@ -95,13 +102,8 @@ def _study(args: argparse.Namespace) -> int:
         run_dask(tasks, report, args.scheduler, args.workers)
     found = write_report(study)
     wall = time.perf_counter() - start
-    flagged = int((found.convergence["status"] != STATUS_OK).sum())
-    print(
-        f"wrote {study.folder}/report.html ({wall:.0f} s); "
-        + (
-            f"{flagged} fit(s) need attention (convergence panel)"
-            if flagged
-            else "every fit converged"
-        )
-    )
+    counts = found.convergence["status"].value_counts()
+    others = [f"{n} {status}" for status, n in counts.items() if status != STATUS_OK]
+    verdict = "every fit converged" if not others else f"{', '.join(others)} (convergence panel)"
+    print(f"wrote {study.folder}/report.html ({wall:.0f} s); {verdict}")
     return EXIT_FAILURE if failed else 0

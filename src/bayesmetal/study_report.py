@@ -10,14 +10,13 @@ figures are the fits' own (BKMR's exposure-response curves, the correlation heat
 from __future__ import annotations
 
 import html
-import os
-import tempfile
+import io
 from dataclasses import dataclass
-from pathlib import Path
 
 import pandas as pd
 
 from bayesmetal import compare, loo, report
+from bayesmetal.runs import is_run_folder, write_file_atomically
 from bayesmetal.study import Study, StudyFit
 
 STATUS_OK, STATUS_FLAGGED, STATUS_FAILED, STATUS_PENDING = (
@@ -63,12 +62,16 @@ def convergence_row(study: Study, fit: StudyFit) -> dict[str, object]:
         "weighting": "survey" if fit.survey else "unweighted",
         "variant": fit.variant,
     }
-    if not study.done(fit):
+    if not is_run_folder(folder):
         log = study.folder / "logs" / f"{fit.label}.log"
-        return row | {"status": STATUS_PENDING + (" (see its log)" if log.is_file() else "")}
+        return row | {
+            "status": STATUS_PENDING,
+            "problems": f"its output: {log}" if log.is_file() else "",
+        }
     diagnostics_file = folder / "diagnostics.csv"
-    if not diagnostics_file.is_file():
-        return row | {"status": STATUS_FAILED, "folder": folder.name}
+    if not study.done(fit) or not diagnostics_file.is_file():
+        hint = "rerun the study, or python scripts/fit.py --summarise on the folder"
+        return row | {"status": STATUS_FAILED, "problems": hint, "folder": folder.name}
     diagnostics = pd.read_csv(diagnostics_file)
     ok = diagnostics["ok"].astype(str).str.lower().eq("true")
     return row | {
@@ -104,10 +107,14 @@ def _headline(study: Study, fit: StudyFit) -> pd.DataFrame:
     )
 
 
-def _sensitivity(study: Study) -> pd.DataFrame:
+def sensitivity_table(study: Study) -> pd.DataFrame:
     """For each variant fit, what changes against the main fit of its analysis and outcome."""
     rows = []
-    main = {(f.analysis, f.outcome, f.covariate_set): f for f in study.fits if f.variant == "main"}
+    main = {  # a variant is unweighted: its base is the unweighted main fit
+        (f.analysis, f.outcome, f.covariate_set): f
+        for f in study.fits
+        if f.variant == "main" and not f.survey
+    }
     for fit in study.fits:
         if fit.variant == "main" or fit.survey:
             continue
@@ -206,7 +213,12 @@ def collect(study: Study) -> StudyResults:
         if (describe / "correlations.png").is_file():
             figures = {"correlations": (describe / "correlations.png").read_bytes(), **figures}
     return StudyResults(
-        convergence, results, _sensitivity(study), model_comparison(study), descriptives, figures
+        convergence,
+        results,
+        sensitivity_table(study),
+        model_comparison(study),
+        descriptives,
+        figures,
     )
 
 
@@ -223,13 +235,6 @@ def analysis_table(results: pd.DataFrame, analysis: str) -> pd.DataFrame:
     )
     wide.columns.name = None
     return wide.reset_index().fillna("-")
-
-
-def _write_text(path: Path, text: str) -> None:
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(handle, "w") as out:
-        out.write(text)
-    os.replace(tmp, path)
 
 
 def _section(title: str, body: str, anchor: str) -> str:
@@ -278,7 +283,7 @@ def render(study: Study, found: StudyResults) -> str:
         table = analysis_table(results, analysis)
         statistic = sorted(set(results.loc[results["analysis"] == analysis, "estimate_is"]))
         caption = (
-            f"estimate [{study.base.get('summaries', {}).get('ci_prob', 0.95):.0%} interval]; "
+            f"estimate [{(study.base.get('summaries') or {}).get('ci_prob', 0.95):.0%} interval]; "
             f"estimate: posterior {', '.join(map(str, statistic))}"
         )
         body = f"<p class=caption>{html.escape(caption)}</p>" + report.table_html(table)
@@ -335,25 +340,19 @@ def render(study: Study, found: StudyResults) -> str:
 
 
 def write_report(study: Study) -> StudyResults:
-    """report.html, results.csv, convergence.csv, sensitivity.csv and tables.xlsx in the study
-    folder, each written whole (a temporary file renamed)."""
+    """report.html, convergence.csv, results.csv, sensitivity.csv, model_comparison.csv and
+    tables.xlsx (those and the cohort's tables, a sheet each) in the study folder, each
+    written whole."""
     found = collect(study)
     folder = study.folder
-    folder.mkdir(parents=True, exist_ok=True)
-    _write_text(folder / "report.html", render(study, found))
+    write_file_atomically(folder / "report.html", render(study, found))
     tables = {"convergence": found.convergence, "results": found.results}
     tables |= {"sensitivity": found.sensitivity, "model_comparison": found.comparison}
-    tables |= found.descriptives
     for name, table in tables.items():
-        if name in ("convergence", "results", "sensitivity", "model_comparison"):
-            _write_text(folder / f"{name}.csv", table.to_csv(index=False))
-    handle, tmp = tempfile.mkstemp(prefix=".tables.", suffix=".xlsx", dir=folder)
-    os.close(handle)
-    with pd.ExcelWriter(tmp, engine="openpyxl") as book:
-        for name, table in tables.items():
-            if not table.empty:
-                table.to_excel(book, sheet_name=name[:31], index=False)
-        if not any(not t.empty for t in tables.values()):
-            pd.DataFrame().to_excel(book, sheet_name="empty")
-    os.replace(tmp, folder / "tables.xlsx")
+        write_file_atomically(folder / f"{name}.csv", table.to_csv(index=False))
+    book = io.BytesIO()
+    with pd.ExcelWriter(book, engine="openpyxl") as writer:
+        for name, table in {**tables, **found.descriptives}.items():
+            table.to_excel(writer, sheet_name=name[:31], index=False)
+    write_file_atomically(folder / "tables.xlsx", book.getvalue())
     return found

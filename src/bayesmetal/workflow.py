@@ -184,15 +184,27 @@ def summarise(plan_: Plan, idatas: dict[str, InferenceData]) -> Results:
         plan_, idatas, checks, summary.tables, summary.figures, headline=summary.headline
     )
     if config.summaries.loo and survey is None:
-        found = [loo.pointwise(f, idatas[f.label]) for f in plan_.fits]
-        points = [table for table in found if table is not None]
-        if points:  # loo.csv per fit; each observation's values for comparing models
-            results.files["loo_pointwise"] = pd.concat(points, ignore_index=True)
-            results.tables["loo"] = loo.summary(results.files["loo_pointwise"])
+        _add_loo(results, plan_.fits, idatas, plan_.design.ids)
     for fit in plan_.fits:
         names = [n for n in fit.diagnosed if n not in ("gamma", "beta", "delta")]
         results.figures[f"rank_{fit.label}"] = rank_plot(idatas[fit.label], names)
     return results
+
+
+def _add_loo(
+    results: Results, fits: list[Fit], idatas: dict[str, InferenceData], ids: np.ndarray
+) -> None:
+    """loo.csv (per fit) and loo_pointwise.csv (per person, for comparing models); a failure
+    is a note in the report, never a failure of the run's summaries."""
+    try:
+        found = [loo.pointwise(f, idatas[f.label], ids) for f in fits]
+    except Exception as exc:  # noqa: BLE001 - the posterior and the other summaries stand
+        results.notes["PSIS-LOO"] = f"not computed ({type(exc).__name__}: {exc})"
+        return
+    points = [table for table in found if table is not None]
+    if points:
+        results.files["loo_pointwise"] = pd.concat(points, ignore_index=True)
+        results.tables["loo"] = loo.summary(results.files["loo_pointwise"])
 
 
 def extend(plan_: Plan, previous: InferenceData) -> dict[str, InferenceData]:
