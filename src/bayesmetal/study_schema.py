@@ -30,7 +30,7 @@ class AnalysisEntry(Strict):
     covariates: list[str] | None = None  # covariate-set names; default: every set
     outcomes: list[str] | None = None  # default: the study's outcomes
     priors: dict[str, Any] = {}
-    sampler: dict[str, Any] = {}  # replaces the study's sampler settings for this analysis
+    sampler: dict[str, Any] = {}  # over the study's sampler settings, key by key
 
     @field_validator("model")
     @classmethod
