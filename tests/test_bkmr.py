@@ -232,6 +232,7 @@ def test_probit_reference_model_declares_latent_h():
     assert "sigma_sq" not in model.named_vars
 
 
+@pytest.mark.slow  # seconds of MCMC: the slow step
 def test_saved_run_can_be_extended(tmp_path):
     """fit.py --extend continues the saved chains (R's bkmr cannot)."""
     import yaml

@@ -35,6 +35,7 @@ def test_weight_recovery(family, n, b1):
     assert weights.loc["x1", "prob_largest"] > 0.8
 
 
+@pytest.mark.slow  # seconds of MCMC: the slow step
 def test_null_mixture_gives_an_index_effect_near_zero():
     """No mixture effect: the 99.9% interval covers 0 (a 95% one misses it for 1 seed in 20
     on a correct sampler, and floating-point differences between machines change which: on

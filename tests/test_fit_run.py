@@ -138,6 +138,7 @@ def test_failed_summary_keeps_the_posterior_and_summarise_recovers(
 BKMR_SHORT = ["sampler.chains=1", "sampler.tune=10", "sampler.draws=5", "sampler.progressbar=false"]
 
 
+@pytest.mark.slow  # seconds of MCMC: the slow step
 def test_extend_refuses_another_outcome_prior_and_seed(tmp_path, capsys, monkeypatch):
     """--set analysis.outcome=total_bmd with --extend used to append total-BMD draws to
     lumbar-BMD chains: now every difference is named and nothing is sampled or written."""

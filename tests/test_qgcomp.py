@@ -257,6 +257,7 @@ def frequentist_gcomp(design) -> dict[str, float]:
     }
 
 
+@pytest.mark.slow  # seconds of MCMC: the slow step
 def test_binary_or_and_marginal_rr_rd_agree_with_frequentist_gcomputation():
     m, n = len(BINARY_BETA), 2000
     frame = exposures_frame(n, m, seed=41)

@@ -300,8 +300,8 @@ def render(study: Study, found: StudyResults) -> str:
             "PSIS-LOO (ArviZ) of each unweighted fit on the same persons: elpd_loo (higher "
             "predicts better) and its SE; elpd_diff: against the best model of its outcome and "
             "covariate set, with the SE of the pointwise differences (|diff| under 2 SE: no "
-            "clear winner); Pareto k above 0.7 makes that person's elpd unreliable. BKMR is "
-            "not in it yet (its collapsed likelihood does not factorise over persons)"
+            "clear winner); Pareto k above 0.7 makes that person's elpd unreliable. BKMR's "
+            "is from each person's leave-one-out Gaussian conditional (h integrated out)"
         )
         parts.append(
             _section(
