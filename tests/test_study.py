@@ -5,6 +5,7 @@ real fits (slow)."""
 from __future__ import annotations
 
 import copy
+import fnmatch
 import json
 import shutil
 from pathlib import Path
@@ -21,6 +22,8 @@ from bayesmetal.study import fit_hash, load_study
 from bayesmetal.study_cli import study_main
 from bayesmetal.study_report import sensitivity_table
 from bayesmetal.study_runner import Task, pending_tasks, run_dask
+
+from .conftest import CONFIGS
 
 
 def _study_file(folder, **changes) -> str:
@@ -263,3 +266,41 @@ def test_a_prior_variant_is_compared_with_the_unweighted_main_fit(tmp_path):
     table = sensitivity_table(study)
     assert table["variant"].tolist() == ["tight"]
     assert table.loc[0, "conclusions that change"] == "none"
+
+
+SHIPPED_STUDIES = sorted(p.name for p in (CONFIGS / "studies").glob("*.yaml"))
+
+
+@pytest.mark.slow  # every fit's priors are checked in a throwaway model: 10-15 s a study
+@pytest.mark.parametrize("name", SHIPPED_STUDIES)
+def test_shipped_studies_load_with_every_fit_valid(name):
+    study = load_study(CONFIGS / "studies" / name)
+    assert study.spec.study == name.removesuffix(".yaml") and len(study.fits) >= 8
+    assert study.describe_mapping is not None  # each is a cohort's study
+    assert {f.survey for f in study.fits} == {False, True}
+
+
+# the published designs on synthetic NHANES files: a few fits of each, short chains
+PUBLISHED = {
+    "children_bmd.yaml": ["glm_multi.lumbar_bmd.model_1*"],
+    "postmeno_op.yaml": ["glm_quantile.osteoporosis.model_1", "bwqs_positive.femoral_neck_bmd.*"],
+    "midage_op.yaml": ["bwqs_positive.osteoporosis.model_3*"],
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(PUBLISHED))
+def test_published_studies_run_on_synthetic_files(name, synthetic_nhanes, tmp_path, capsys):
+    settings = [f"data.nhanes_dir={synthetic_nhanes}", f"output.root={tmp_path}"]
+    settings += ["sampler.chains=2", "sampler.tune=100", "sampler.draws=100"]
+    args = [str(CONFIGS / "studies" / name), "--sequential"]
+    args += [item for s in settings for item in ("--set", s)]
+    args += [item for p in PUBLISHED[name] for item in ("--only", p)]
+    assert study_main(args) == 0
+    study = load_study(CONFIGS / "studies" / name, settings)
+    ran = [f for f in study.fits if study.done(f)]
+    assert ran and all(any(fnmatch.fnmatchcase(f.label, p) for p in PUBLISHED[name]) for f in ran)
+    report = (study.folder / "report.html").read_text()
+    assert ">cohort</h2>" in report and ">convergence</h2>" in report
+    assert report.count("not run") >= len(study.fits) - len(ran)
+    assert (study.describe_folder / "table1.csv").is_file()

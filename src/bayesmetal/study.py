@@ -167,7 +167,7 @@ def load_study(path: str | Path, overrides: list[str] | None = None) -> Study:
     for analysis in spec.analyses:
         for outcome in analysis.outcomes or spec.outcomes:
             for covariate_set in analysis.covariates or list(spec.covariate_sets):
-                for survey in (w == "survey" for w in spec.weighting):
+                for survey in (w == "survey" for w in analysis.weighting or spec.weighting):
                     fits.append(_fit(source, base, spec, analysis, outcome, covariate_set, survey))
     by_label = {a.label: a for a in spec.analyses}
     for variant in spec.sensitivity:  # the analysis's last (fullest) covariate set

@@ -54,6 +54,13 @@ def study_main(argv: list[str] | None = None) -> int:
         "--sequential", action="store_true", help="one fit after another, without Dask"
     )
     parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="run only the fits whose label matches (shell pattern, e.g. 'bkmr.*'; repeatable)",
+    )
+    parser.add_argument(
         "--set",
         action="append",
         default=[],
@@ -73,8 +80,8 @@ def _study(args: argparse.Namespace) -> int:
         print("\n".join(plan_lines(study)))
         return 0
     local = args.scheduler is None and not args.sequential
-    tasks = pending_tasks(study, cores_for(args.workers) if local else None)
-    reused = len(study.fits) - sum(1 for t in tasks if fit_of(study, t.label) is not None)
+    tasks = pending_tasks(study, cores_for(args.workers) if local else None, args.only)
+    reused = sum(1 for fit in study.fits if study.done(fit))
     how = (
         "one after another"
         if args.sequential
@@ -83,6 +90,7 @@ def _study(args: argparse.Namespace) -> int:
     print(
         f"study {study.spec.study}: {len(tasks)} to run {how}, {reused} of "
         f"{len(study.fits)} fits reused from {study.folder}/fits/"
+        + (f" (only {', '.join(args.only)})" if args.only else "")
     )
     start, failed, finished = time.perf_counter(), [], []
 

@@ -12,6 +12,7 @@ so that its report finds it.
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import signal
 import subprocess
@@ -88,9 +89,12 @@ def _fit_task(study: Study, fit: StudyFit, settings: tuple[str, ...]) -> Task:
     return Task(fit.label, FIT, (str(config), "--out", str(folder), *settings), log, after)
 
 
-def pending_tasks(study: Study, cores_per_fit: int | None = None) -> list[Task]:
+def pending_tasks(
+    study: Study, cores_per_fit: int | None = None, only: list[str] | None = None
+) -> list[Task]:
     """The tasks still to run, their configs written: the descriptives, then the fits in the
-    study's order, unweighted before survey ones."""
+    study's order, unweighted before survey ones; with `only`, the fits whose label matches
+    one of those shell patterns."""
     tasks = []
     describe = study.describe_mapping
     if describe is not None and not study.describe_done:
@@ -103,6 +107,8 @@ def pending_tasks(study: Study, cores_per_fit: int | None = None) -> list[Task]:
     if cores_per_fit is not None:
         settings += ("--set", f"sampler.cores={cores_per_fit}")
     pending = [f for f in sorted(study.fits, key=lambda f: f.survey) if not study.done(f)]
+    if only:
+        pending = [f for f in pending if any(fnmatch.fnmatchcase(f.label, p) for p in only)]
     labels = {f.label for f in pending}
     for fit in pending:
         task = _fit_task(study, fit, settings)

@@ -29,6 +29,7 @@ class AnalysisEntry(Strict):
     model: dict[str, Any]
     covariates: list[str] | None = None  # covariate-set names; default: every set
     outcomes: list[str] | None = None  # default: the study's outcomes
+    weighting: list[Literal["unweighted", "survey"]] | None = None  # default: the study's
     priors: dict[str, Any] = {}
     sampler: dict[str, Any] = {}  # over the study's sampler settings, key by key
 
@@ -100,6 +101,12 @@ class StudySpec(Strict):
                 raise ValueError(
                     f"analyses.{analysis.label}.covariates: {unknown} not in covariate_sets "
                     f"({', '.join(self.covariate_sets)})"
+                )
+            unknown = [w for w in analysis.weighting or [] if w not in self.weighting]
+            if unknown:
+                raise ValueError(
+                    f"analyses.{analysis.label}.weighting: {unknown} not in the study's "
+                    f"weighting ({', '.join(self.weighting)})"
                 )
             unknown = [o for o in analysis.outcomes or [] if o not in self.outcomes]
             if unknown:
