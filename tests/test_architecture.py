@@ -45,7 +45,7 @@ LAYERS = {
     + ["survey_reference"]
     + [f"calibration.{m}" for m in ("ranks", "bkmr", "pymc_models", "plots")]
     + [f"calibration.{m}" for m in ("prior_recovery", "reference", "runner")]
-    + ["study", "study_runner", "study_report"],
+    + ["study", "study_runner", "study_subgroups", "study_report"],
     "cli": ["cli", "study_cli"],
 }
 

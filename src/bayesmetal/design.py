@@ -104,6 +104,27 @@ class Design:
         values = (values - values.mean()) / values.std(ddof=1)
         return Terms(values[:, None], (f"{exposure} trend (per SD of quantile medians)",), exposure)
 
+    def by_group(self, terms: Terms) -> Terms:
+        """Each term once per level of the grouping column, zero outside it: a slope per
+        stratum (effect modification), named `term | column=level` (`split_stratum`)."""
+        if self.group is None:
+            raise ValueError("by_group needs a design with a grouping column")
+        columns, names = [], []
+        for j, name in enumerate(terms.names):
+            for g, level in enumerate(self.group_levels):
+                columns.append(terms.values[:, j] * (self.group == g))
+                names.append(f"{name}{STRATUM}{self.group_name}={level}")
+        return Terms(np.column_stack(columns), tuple(names), terms.exposure)
+
+
+STRATUM = " | "  # between a term and its stratum in a stratified term's name
+
+
+def split_stratum(name: str) -> tuple[str, str]:
+    """`Pb | sex=female` -> (`Pb`, `sex=female`); a term with no stratum -> (name, '')."""
+    term, _, stratum = name.partition(STRATUM)
+    return term, stratum
+
 
 def _covariate_matrix(
     frame: pd.DataFrame, covariates: list[str], source: str
@@ -207,7 +228,7 @@ def make_design(
     validate.enough_rows(len(frame), 1 + len(exposures) + len(columns), source)
     group_index, group_levels = None, ()
     if group is not None:
-        cat = pd.Categorical(frame[group])
+        cat = pd.Categorical(frame[group]).remove_unused_categories()  # levels with persons
         if cat.isna().any():
             raise DataError(f"group column {group!r} has missing values")
         group_levels = tuple(str(c) for c in cat.categories)

@@ -459,3 +459,62 @@ def single_var_risk_plot(
     ax.set_title("posterior median and 95% interval", fontsize=9)
     fig.tight_layout(rect=(0, 0.35 / fig.get_figheight(), 1, 1))
     return fig
+
+
+def subgroup_forest(
+    table: pd.DataFrame, title: str = "", *, colours: Mapping[str, str] | None = None
+) -> Figure:
+    """A subgroup forest plot: one panel per exposure, one row per stratum (the whole sample
+    first, then each modifier's levels under its name), point estimates with their credible
+    intervals, and each modifier's P for interaction written at its name in every panel.
+
+    `table`: exposure, subgroup ('all' for the whole sample), level, estimate, lower, upper,
+    p_interaction, measure, ci_prob (`study_subgroups.subgroup_table`, one analysis, outcome
+    and weighting)."""
+    exposures = list(dict.fromkeys(table["exposure"]))
+    rows: list[tuple[str, str]] = []  # (subgroup, level); level "" is a modifier's name row
+    for subgroup in dict.fromkeys(table["subgroup"]):
+        levels = table.loc[table["subgroup"] == subgroup, "level"]
+        rows += [(subgroup, "")] if subgroup != "all" else []
+        rows += [(subgroup, str(level)) for level in dict.fromkeys(levels)]
+    position = {row: len(rows) - 1 - i for i, row in enumerate(rows)}
+    palette = _colours(exposures, colours)
+    fig, axes = plt.subplots(
+        1,
+        len(exposures),
+        figsize=(2.3 * len(exposures) + 1.8, 0.8 + 0.3 * len(rows)),
+        sharey=True,
+        squeeze=False,
+    )
+    measure = str(table["measure"].iloc[0])
+    ratio = measure != "beta"
+    for ax, exposure in zip(axes[0], exposures, strict=True):
+        part = table[table["exposure"] == exposure]
+        pairs = zip(part["subgroup"], part["level"].astype(str), strict=True)
+        y = np.array([position[pair] for pair in pairs])
+        bars = _bars(part["estimate"], part["lower"], part["upper"])
+        ax.errorbar(part["estimate"], y, xerr=bars, fmt="o", color=palette[exposure], capsize=2)
+        ax.axvline(1.0 if ratio else 0.0, color="grey", linestyle="--", linewidth=0.8)
+        if ratio:
+            ax.set_xscale("log")
+        tests = part.dropna(subset=["p_interaction"]).drop_duplicates("subgroup")
+        for subgroup, p in zip(tests["subgroup"], tests["p_interaction"], strict=True):
+            ax.annotate(
+                f"P-int {p:.2g}" if p >= 0.001 else "P-int < 0.001",
+                (0.02, position[(subgroup, "")]),
+                xycoords=("axes fraction", "data"),
+                va="center",
+                fontsize=8,
+                fontweight="bold" if p < 0.05 else "normal",
+            )
+        ax.set_title(exposure)
+        ax.tick_params(axis="x", labelsize=8)
+    labels = [f"   {level}" if level else subgroup for subgroup, level in rows]
+    axes[0][0].set_yticks([position[row] for row in rows], labels)
+    axes[0][0].set_ylim(-0.7, len(rows) - 0.3)
+    prob = float(table["ci_prob"].iloc[0])
+    axis = f"{measure} per unit of log concentration ({prob:.0%} credible interval)"
+    fig.supxlabel(axis, fontsize=9)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -100,6 +100,11 @@ class ModelSpec(Strict):
         """(config key, column) of a grouping column the model uses, if any."""
         return None
 
+    def modifies_effects(self) -> bool:
+        """Whether the grouping column is an effect modifier (GLM's by:): coded as a factor
+        and adjusted for as a covariate, so each stratum's slope is its own."""
+        return False
+
 
 class SamplerSpec(Strict):
     """MCMC settings; the seed fixes every random choice of a run."""

@@ -325,18 +325,24 @@ def atomic_folder(dest: Path, overwrite: bool = False, kind: str = "fit") -> Ite
             raise
 
 
-def save_figure(figure: Figure, path: Path) -> bytes:
-    """Write a figure as PNG (`path`) and SVG (beside it, same stem: vector, for a paper),
-    close it, and return the PNG's bytes (for the report)."""
+def figure_bytes(figure: Figure) -> tuple[bytes, bytes]:
+    """A figure as PNG and SVG (vector, for a paper; no date, so reproducible), closed."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110)
-    path.write_bytes(buffer.getvalue())
     vector = io.BytesIO()
-    with plt.rc_context({"svg.hashsalt": "bayesmetal"}):  # with no date: reproducible bytes
+    with plt.rc_context({"svg.hashsalt": "bayesmetal"}):
         figure.savefig(vector, format="svg", metadata={"Date": None})
-    path.with_suffix(".svg").write_bytes(vector.getvalue())
     plt.close(figure)
-    return buffer.getvalue()
+    return buffer.getvalue(), vector.getvalue()
+
+
+def save_figure(figure: Figure, path: Path) -> bytes:
+    """Write a figure as PNG (`path`) and SVG (beside it, same stem), close it, and return
+    the PNG's bytes (for the report)."""
+    png, svg = figure_bytes(figure)
+    path.write_bytes(png)
+    path.with_suffix(".svg").write_bytes(svg)
+    return png
 
 
 def package_versions() -> dict[str, str]:

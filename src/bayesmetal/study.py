@@ -54,6 +54,7 @@ class StudyFit:
     mapping: dict[str, Any]  # the run config, includes merged
     config: RunConfig
     hash: str  # fit_hash(config)
+    subgroup: str = ""  # the effect modifier of a subgroup fit (its model.by), else ""
 
     @property
     def folder_name(self) -> str:
@@ -170,6 +171,24 @@ def load_study(path: str | Path, overrides: list[str] | None = None) -> Study:
                 for survey in (w == "survey" for w in analysis.weighting or spec.weighting):
                     fits.append(_fit(source, base, spec, analysis, outcome, covariate_set, survey))
     by_label = {a.label: a for a in spec.analyses}
+    for label in spec.subgroup_analyses():
+        analysis = by_label[label]
+        covariate_set = (analysis.covariates or list(spec.covariate_sets))[-1]
+        for outcome in analysis.outcomes or spec.outcomes:
+            for survey in (w == "survey" for w in analysis.weighting or spec.weighting):
+                for column in spec.subgroups.by if spec.subgroups else []:
+                    fits.append(
+                        _fit(
+                            source,
+                            base,
+                            spec,
+                            analysis,
+                            outcome,
+                            covariate_set,
+                            survey,
+                            subgroup=column,
+                        )
+                    )
     for variant in spec.sensitivity:  # the analysis's last (fullest) covariate set
         analysis = by_label[variant.analysis]
         covariate_set = (analysis.covariates or list(spec.covariate_sets))[-1]
@@ -187,16 +206,19 @@ def _fit(
     covariate_set: str,
     survey: bool,
     variant: Any = None,
+    subgroup: str = "",
 ) -> StudyFit:
-    """One fit's run config: the shared one with this analysis's model, roles, priors and
-    sampler settings, the weighting, and PSIS-LOO on."""
+    """One fit's run config: the shared one with this analysis's model (stratified by the
+    subgroup column, if any), roles, priors and sampler settings, the weighting, and PSIS-LOO
+    on."""
     roles: dict[str, Any] = {"outcome": outcome, "covariates": spec.covariate_sets[covariate_set]}
     if spec.exposures is not None:
         roles["exposures"] = spec.exposures
     # a cohort's roles go under analysis:, a user's table names its columns under table:
     section = "table" if base.get("table") else "analysis"
     priors = {**analysis.priors, **(variant.priors if variant is not None else {})}
-    override: dict[str, Any] = {section: roles, "model": analysis.model, "priors": priors}
+    model = {**analysis.model, "by": subgroup} if subgroup else analysis.model
+    override: dict[str, Any] = {section: roles, "model": model, "priors": priors}
     mapping = merge_config({k: v for k, v in base.items() if k != "model"}, override)
     if analysis.sampler:
         mapping["sampler"] = deep_merge(dict(mapping.get("sampler") or {}), analysis.sampler)
@@ -204,6 +226,7 @@ def _fit(
     mapping["summaries"] = {**(mapping.get("summaries") or {}), "loo": True}
     mapping["survey"] = (base.get("survey") or True) if survey else False
     parts = [analysis.label, outcome, covariate_set]
+    parts += [f"by_{subgroup}"] if subgroup else []
     parts += [variant.name] if variant is not None else []
     parts += ["survey"] if survey else []
     label = ".".join(parts)
@@ -220,6 +243,7 @@ def _fit(
         mapping,
         config,
         fit_hash(config),
+        subgroup,
     )
 
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from bayesmetal import compare, loo, report
-from bayesmetal.runs import is_run_folder, write_file_atomically
+from bayesmetal import compare, loo, report, study_subgroups
+from bayesmetal.runs import figure_bytes, is_run_folder, write_file_atomically
 from bayesmetal.study import Study, StudyFit
 
 STATUS_OK, STATUS_FLAGGED, STATUS_FAILED, STATUS_PENDING = (
@@ -42,11 +42,14 @@ class StudyResults:
     comparison: pd.DataFrame  # PSIS-LOO of the unweighted fits, by outcome and covariates
     descriptives: dict[str, pd.DataFrame]
     figures: dict[str, bytes]  # name -> PNG
+    subgroups: pd.DataFrame  # study_subgroups.subgroup_table (long)
+    subgroup_figures: dict[str, tuple[bytes, bytes]]  # name -> (PNG, SVG)
 
 
 def _column(fit: StudyFit) -> str:
     """The results column of a fit: outcome, covariate set, weighting, variant."""
     parts = [fit.outcome, fit.covariate_set]
+    parts += [f"by {fit.subgroup}"] if fit.subgroup else []
     parts += ["survey"] if fit.survey else []
     parts += [fit.variant] if fit.variant != "main" else []
     return " | ".join(parts)
@@ -88,9 +91,27 @@ def convergence_row(study: Study, fit: StudyFit) -> dict[str, object]:
     }
 
 
+P_TREND = "P for trend"
+
+
+def _trend_p(effects: pd.DataFrame | None) -> pd.DataFrame:
+    """A quantile GLM's P for trend (its trend fits' two-sided Bayesian P), a row each."""
+    if effects is None or "p_two_sided" not in effects:
+        return pd.DataFrame()
+    trend = effects[effects["fit"].astype(str).str.startswith("trend_")]
+    return pd.DataFrame(
+        {
+            "quantity": P_TREND,
+            "item": trend["term"].astype(str),
+            "own_estimate": trend["p_two_sided"],
+            "own_is": "2 x (1 - probability of direction)",
+        }
+    )
+
+
 def _headline(study: Study, fit: StudyFit) -> pd.DataFrame:
     run = compare.read_run(study.fit_folder(fit), fit.label)
-    rows = compare.headline(run)
+    rows = pd.concat([compare.headline(run), _trend_p(run.tables.get("effects"))])
     estimate, statistic = rows["own_estimate"], rows["own_is"]
     return pd.DataFrame(
         {
@@ -113,7 +134,7 @@ def sensitivity_table(study: Study) -> pd.DataFrame:
     main = {  # a variant is unweighted: its base is the unweighted main fit
         (f.analysis, f.outcome, f.covariate_set): f
         for f in study.fits
-        if f.variant == "main" and not f.survey
+        if f.variant == "main" and not f.survey and not f.subgroup
     }
     for fit in study.fits:
         if fit.variant == "main" or fit.survey:
@@ -155,7 +176,7 @@ def model_comparison(study: Study) -> pd.DataFrame:
     groups: dict[tuple[str, str], list[pd.DataFrame]] = {}
     for fit in study.fits:
         path = study.fit_folder(fit) / "loo_pointwise.csv"
-        if fit.survey or fit.variant != "main" or not path.is_file():
+        if fit.survey or fit.variant != "main" or fit.subgroup or not path.is_file():
             continue
         points = pd.read_csv(path)
         several = points["fit"].nunique() > 1  # GLM single: one fit a metal
@@ -195,6 +216,8 @@ def collect(study: Study) -> StudyResults:
     convergence = pd.DataFrame(rows).reindex(columns=CONVERGENCE_COLUMNS)
     parts, figures = [], {}
     for fit in study.fits:
+        if fit.subgroup:  # their own section (study_subgroups)
+            continue
         if not study.done(fit) or not (study.fit_folder(fit) / "diagnostics.csv").is_file():
             continue
         try:
@@ -212,6 +235,7 @@ def collect(study: Study) -> StudyResults:
                 descriptives[name] = pd.read_csv(describe / f"{name}.csv", keep_default_na=False)
         if (describe / "correlations.png").is_file():
             figures = {"correlations": (describe / "correlations.png").read_bytes(), **figures}
+    subgroups = study_subgroups.subgroup_table(study)
     return StudyResults(
         convergence,
         results,
@@ -219,6 +243,8 @@ def collect(study: Study) -> StudyResults:
         model_comparison(study),
         descriptives,
         figures,
+        subgroups,
+        {k: figure_bytes(f) for k, f in study_subgroups.figures(subgroups).items()},
     )
 
 
@@ -227,8 +253,10 @@ def analysis_table(results: pd.DataFrame, analysis: str) -> pd.DataFrame:
     weighting, each `estimate [lower, upper]`."""
     mine = results[results["analysis"] == analysis]
     text = [
-        compare.interval_text(e, lo, hi)
-        for e, lo, hi in mine[["estimate", "lower", "upper"]].to_numpy(dtype=float)
+        study_subgroups.p_text(e) if q == P_TREND else compare.interval_text(e, lo, hi)
+        for q, e, lo, hi in zip(
+            mine["quantity"], *mine[["estimate", "lower", "upper"]].to_numpy(float).T, strict=True
+        )
     ]
     wide = mine.assign(text=text).pivot_table(
         index=["quantity", "item"], columns="column", values="text", aggfunc="first", sort=False
@@ -239,6 +267,21 @@ def analysis_table(results: pd.DataFrame, analysis: str) -> pd.DataFrame:
 
 def _section(title: str, body: str, anchor: str) -> str:
     return f"<section id='{anchor}'><h2>{html.escape(title)}</h2>{body}</section>"
+
+
+def _subgroup_body(found: StudyResults) -> str:
+    """The subgroup table and forest plots, with how to read the test."""
+    caption = (
+        "each exposure's effect in the whole sample (all) and in each level of each modifier: "
+        "the analysis refitted with a slope per level (model.by), the modifier adjusted for; "
+        "P for interaction: Wald test of the slopes' differences from their posterior (with "
+        "weak priors, the frequentist test of the exposure x modifier terms; design-based for "
+        "survey fits). Many subgroups give some small P by chance: read them as exploratory"
+    )
+    body = f"<p class=caption>{html.escape(caption)}</p>"
+    body += report.table_html(study_subgroups.wide(found.subgroups))
+    images = "".join(report.image(name, png) for name, (png, _) in found.subgroup_figures.items())
+    return body + report.details("<b>subgroup forest plots</b>", images, open_=True)
 
 
 def render(study: Study, found: StudyResults) -> str:
@@ -281,11 +324,17 @@ def render(study: Study, found: StudyResults) -> str:
         if results.empty or analysis not in set(results["analysis"]):
             continue
         table = analysis_table(results, analysis)
-        statistic = sorted(set(results.loc[results["analysis"] == analysis, "estimate_is"]))
+        mine = results[results["analysis"] == analysis]
+        statistic = sorted(set(mine.loc[mine["quantity"] != P_TREND, "estimate_is"]))
         caption = (
             f"estimate [{(study.base.get('summaries') or {}).get('ci_prob', 0.95):.0%} interval]; "
             f"estimate: posterior {', '.join(map(str, statistic))}"
         )
+        if (mine["quantity"] == P_TREND).any():
+            caption += (
+                "; P for trend: 2 x (1 - probability of direction) of the slope on each "
+                "quartile's median concentration (the Bayesian counterpart of a two-sided P)"
+            )
         body = f"<p class=caption>{html.escape(caption)}</p>" + report.table_html(table)
         figures = [
             report.image(label, png)
@@ -295,6 +344,8 @@ def render(study: Study, found: StudyResults) -> str:
         if figures:
             body += report.details("<b>figures</b>", "".join(figures), open_=analysis == "bkmr")
         parts.append(_section(analysis, body, f"analysis-{analysis}"))
+    if not found.subgroups.empty:
+        parts.append(_section("subgroups", _subgroup_body(found), "subgroups"))
     if not found.comparison.empty:
         caption = (
             "PSIS-LOO (ArviZ) of each unweighted fit on the same persons: elpd_loo (higher "
@@ -340,16 +391,20 @@ def render(study: Study, found: StudyResults) -> str:
 
 
 def write_report(study: Study) -> StudyResults:
-    """report.html, convergence.csv, results.csv, sensitivity.csv, model_comparison.csv and
-    tables.xlsx (those and the cohort's tables, a sheet each) in the study folder, each
-    written whole."""
+    """report.html, convergence.csv, results.csv, sensitivity.csv, model_comparison.csv,
+    subgroups.csv and tables.xlsx (those and the cohort's tables, a sheet each) in the study
+    folder, and the subgroup forest plots under figures/, each written whole."""
     found = collect(study)
     folder = study.folder
     write_file_atomically(folder / "report.html", render(study, found))
     tables = {"convergence": found.convergence, "results": found.results}
     tables |= {"sensitivity": found.sensitivity, "model_comparison": found.comparison}
+    tables |= {"subgroups": found.subgroups}
     for name, table in tables.items():
         write_file_atomically(folder / f"{name}.csv", table.to_csv(index=False))
+    for name, (png, svg) in found.subgroup_figures.items():
+        write_file_atomically(folder / "figures" / f"subgroups_{name}.png", png)
+        write_file_atomically(folder / "figures" / f"subgroups_{name}.svg", svg)
     book = io.BytesIO()
     with pd.ExcelWriter(book, engine="openpyxl") as writer:
         for name, table in {**tables, **found.descriptives}.items():

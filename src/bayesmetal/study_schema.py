@@ -62,6 +62,36 @@ class SensitivityEntry(Strict):
         return _label(value, "sensitivity name")
 
 
+class SubgroupSpec(Strict):
+    """Subgroup analyses: each named GLM analysis again with each column as its effect
+    modifier (`model.by`: a slope per level and the test of their difference), at the
+    analysis's last covariate set, for each of its outcomes and weightings. A plain list is
+    `by:` with the default analyses (the study's GLM analyses of kind single or multi)."""
+
+    by: list[str] = Field(min_length=1)
+    analyses: list[str] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plain_list(cls, value: Any) -> Any:
+        return {"by": value} if isinstance(value, list) else value
+
+    @field_validator("by")
+    @classmethod
+    def _columns(cls, columns: list[str]) -> list[str]:
+        for column in columns:
+            _label(column, "subgroup column")
+        if len(set(columns)) < len(columns):
+            raise ValueError("list each column once")
+        return columns
+
+
+def stratifiable(analysis: AnalysisEntry) -> bool:
+    """A GLM with one slope per exposure term: single or multi (default multi)."""
+    model = analysis.model
+    return model["name"] == "glm" and model.get("kind", "multi") in ("single", "multi")
+
+
 class StudySpec(Strict):
     """What a study file says beyond a run config."""
 
@@ -72,6 +102,7 @@ class StudySpec(Strict):
     covariate_sets: dict[str, list[str]] = Field(min_length=1)
     analyses: list[AnalysisEntry] = Field(min_length=1)
     sensitivity: list[SensitivityEntry] = []
+    subgroups: SubgroupSpec | None = None
     # [unweighted, survey]: every analysis also with the survey design (the file's survey:
     # block, or the cohort's / NHANES's design)
     weighting: list[Literal["unweighted", "survey"]] = Field(default=["unweighted"], min_length=1)
@@ -117,6 +148,33 @@ class StudySpec(Strict):
                     f"sensitivity.{variant.name}.analysis: {variant.analysis!r} is not an "
                     f"analysis ({', '.join(labels)})"
                 )
+        self.subgroup_analyses()  # refuses what cannot be stratified
         if len(set(self.weighting)) != len(self.weighting):
             raise ValueError("weighting: list each of unweighted / survey once")
         return self
+
+    def subgroup_analyses(self) -> list[str]:
+        """The analyses the subgroups stratify: those named (each a GLM, single or multi), or
+        by default every such analysis of the study (none without subgroups)."""
+        if self.subgroups is None:
+            return []
+        by_label = {a.label: a for a in self.analyses}
+        named = self.subgroups.analyses
+        if named is None:
+            named = [label for label, a in by_label.items() if stratifiable(a)]
+            if not named:
+                raise ValueError(
+                    "subgroups: the study has no GLM analysis of kind single or multi to "
+                    "stratify; add one"
+                )
+        for label in named:
+            if label not in by_label:
+                raise ValueError(
+                    f"subgroups.analyses: {label!r} is not an analysis ({', '.join(by_label)})"
+                )
+            if not stratifiable(by_label[label]):
+                raise ValueError(
+                    f"subgroups.analyses: {label!r} is not a GLM of kind single or multi (only "
+                    "they have one slope per exposure to stratify)"
+                )
+        return named

@@ -56,11 +56,18 @@ def build_design(config: RunConfig, table: AnalysisTable) -> Design:
         exposures = config.analysis.exposures or table.exposure_names
         covariates = config.analysis.covariates or list(table.covariates)
     if grouping is not None and grouping[1] not in table.frame.columns:
-        raise ConfigError(f"{grouping[0]} {grouping[1]!r} is not a column of the analysis table")
+        hint = " (a table loads the columns it names: list it as table.group)"
+        raise ConfigError(
+            f"{grouping[0]} {grouping[1]!r} is not a column of the analysis table"
+            + (hint if config.table is not None else "")
+        )
+    frame = table.frame
+    if grouping is not None and model.modifies_effects():
+        frame, covariates = _with_modifier(frame, covariates, *grouping)
     source = config.table.path if config.table is not None else f"cohort {config.cohort.name!r}"
     ids = (config.table.id if config.table is not None else None) or "SEQN"
     return make_design(
-        table.frame,
+        frame,
         outcome,
         table.outcomes[outcome],
         exposures,
@@ -72,6 +79,26 @@ def build_design(config: RunConfig, table: AnalysisTable) -> Design:
         units=table.units,
         survey=_analysis_survey(config, table),
     )
+
+
+MAX_STRATA = 10  # levels of an effect modifier: more is a continuous column
+
+
+def _with_modifier(
+    frame: pd.DataFrame, covariates: list[str], key: str, column: str
+) -> tuple[pd.DataFrame, list[str]]:
+    """The table with the effect modifier coded as a factor, and the covariates with its main
+    effect (each stratum's own intercept shift), unless they have it already."""
+    levels = frame[column].dropna().unique()
+    if len(levels) > MAX_STRATA:
+        raise ConfigError(
+            f"{key} {column!r} has {len(levels)} distinct values: an effect modifier needs a "
+            f"categorical column of at most {MAX_STRATA} levels (e.g. age_group, not age)"
+        )
+    if len(levels) < 2:
+        raise ConfigError(f"{key} {column!r} has a single level in the analysis sample")
+    coded = frame.assign(**{column: pd.Categorical(frame[column])})
+    return coded, covariates if column in covariates else [*covariates, column]
 
 
 def _analysis_survey(config: RunConfig, table: AnalysisTable) -> SurveyWeights | None:

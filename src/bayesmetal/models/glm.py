@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 import pymc as pm
 from pydantic import Field
@@ -32,9 +33,18 @@ class GlmSpec(ModelSpec):
     name: Literal["glm"]
     kind: Literal["single", "multi", "quantile"] = "multi"
     quantiles: int = Field(default=4, ge=2, le=10)
+    # effect modifier: a categorical column; each exposure term gets a slope per level, the
+    # column's main effect is adjusted for, and the interaction is tested (subgroup analyses)
+    by: str | None = None
 
     def quantile_count(self) -> int:
         return self.quantiles
+
+    def group_column(self) -> tuple[str, str] | None:
+        return ("model.by", self.by) if self.by else None
+
+    def modifies_effects(self) -> bool:
+        return self.by is not None
 
 
 WEAK = {"distribution": "Normal", "mu": 0, "sigma": 2.5}
@@ -64,10 +74,35 @@ def build_glm(design: Design, terms: Terms, priors: Priors) -> pm.Model:
     return model
 
 
+MIN_STRATUM = 10  # persons in each level of an effect modifier
+
+
+def _strata_checked(design: Design, spec: GlmSpec) -> None:
+    """Refuse a stratum too small to have a slope of its own, naming it."""
+    counts = np.bincount(design.group, minlength=len(design.group_levels))
+    small = [
+        f"{lv} ({c})" for lv, c in zip(design.group_levels, counts, strict=True) if c < MIN_STRATUM
+    ]
+    if small:
+        raise ConfigError(
+            f"model.by {spec.by!r}: level(s) {', '.join(small)} have fewer than {MIN_STRATUM} "
+            "persons; merge levels, or choose another modifier"
+        )
+
+
 def fits(design: Design, spec: GlmSpec, priors: Priors, seed: int) -> list[Fit]:
-    """One model (multi-metal) or one per exposure (single; quantile dummies and trend)."""
+    """One model (multi-metal) or one per exposure (single; quantile dummies and trend);
+    with `by:`, every exposure term has one slope per stratum."""
+    if spec.by is not None:
+        _strata_checked(design, spec)
+
+    def declared_fit(label: str, terms: Terms) -> Fit:
+        if spec.by is not None:
+            terms = design.by_group(terms)
+        return pymc_fit(label, build_glm(design, terms, priors))
+
     if spec.kind == "multi":
-        return [pymc_fit("multi", build_glm(design, design.multi_terms(), priors))]
+        return [declared_fit("multi", design.multi_terms())]
     declared = []
     for exposure in design.exposures:
         if spec.kind == "single":
@@ -78,7 +113,7 @@ def fits(design: Design, spec: GlmSpec, priors: Priors, seed: int) -> list[Fit]:
                 "trend": design.trend_terms(exposure),
             }
         for kind, term in terms.items():
-            declared.append(pymc_fit(fit_label(kind, exposure), build_glm(design, term, priors)))
+            declared.append(declared_fit(fit_label(kind, exposure), term))
     labels = [fit.label for fit in declared]
     if len(set(labels)) < len(labels):
         raise ConfigError(
@@ -104,7 +139,16 @@ def summarise(fitted: Fitted, spec: GlmSpec) -> Summary:
         outcome=design.outcome,
         units=design.units,
     )
-    return Summary({"effects": effects}, {"forest": forest}, headline=("effects", "forest"))
+    tables = {"effects": effects}
+    if spec.by is not None:
+        tables["interaction"] = pd.concat(
+            [
+                glm_summary.interaction(fitted.idatas[f.label], spec.by, f.label)
+                for f in fitted.fits
+            ],
+            ignore_index=True,
+        )
+    return Summary(tables, {"forest": forest}, headline=(*tables, "forest"))
 
 
 MODEL = ModelDefinition("glm", GlmSpec, FAMILIES, default_priors, fits, summarise)

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from bayesmetal.arviz_api import InferenceData
+from bayesmetal.design import split_stratum
 from bayesmetal.families import effect_scale
 from bayesmetal.summaries.posterior import draws, interval, prob_direction, sd
 
@@ -47,3 +49,41 @@ def effects(idata: InferenceData, family: str, ci_prob: float, fit_label: str) -
     )
     table["ci_prob"] = ci_prob
     return table
+
+
+def interaction(idata: InferenceData, by: str, fit_label: str) -> pd.DataFrame:
+    """The test of effect modification for each exposure term of a stratified fit (a slope
+    per level of `by`): whether the slopes differ between strata.
+
+    `chi2` is the Wald statistic of the L - 1 differences from the first stratum's slope,
+    from their posterior mean and covariance (with weak priors, the frequentist Wald test of
+    the interaction terms; on a survey-adjusted posterior, the design-based one), and
+    `p_interaction` its chi-square tail on L - 1 df. `max_difference` is the largest posterior
+    median difference between two strata's slopes (on beta's scale).
+    """
+    beta = draws(idata, "beta")
+    names = idata.posterior["beta"].coords["term"].to_numpy()
+    blocks: dict[str, list[int]] = {}
+    for j, name in enumerate(names):
+        blocks.setdefault(split_stratum(str(name))[0], []).append(j)
+    rows = []
+    for term, columns in blocks.items():
+        slopes = beta[:, columns]
+        contrasts = slopes[:, 1:] - slopes[:, :1]
+        mean = contrasts.mean(axis=0)
+        covariance = np.atleast_2d(np.cov(contrasts, rowvar=False))
+        chi2 = float(mean @ np.linalg.solve(covariance, mean))
+        medians = np.median(slopes, axis=0)
+        rows.append(
+            {
+                "fit": fit_label,
+                "term": term,
+                "by": by,
+                "levels": len(columns),
+                "df": len(columns) - 1,
+                "chi2": chi2,
+                "p_interaction": float(stats.chi2.sf(chi2, len(columns) - 1)),
+                "max_difference": float(medians.max() - medians.min()),
+            }
+        )
+    return pd.DataFrame(rows)
