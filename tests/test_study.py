@@ -213,19 +213,30 @@ def test_a_small_study_end_to_end_resumes_and_matches_on_dask(tmp_path, capsys):
             "sampler": {"draws": 60},
         },
     ]
-    path = _study_file(tmp_path, outcomes=["y"], analyses=analyses)  # 7 fits
+    analyses.append({"model": {"name": "glm", "kind": "quantile"}, "covariates": ["m1"]})
+    subgroups = {"by": ["sex"], "analyses": ["glm_multi"]}
+    # 11 fits: 4 analyses x 2 weightings, the prior variant, the subgroup fit x 2 weightings
+    path = _study_file(tmp_path, outcomes=["y"], analyses=analyses, subgroups=subgroups)
     study = load_study(path)
+    assert len(study.fits) == 11
     assert study_main([path, "--sequential"]) == 0
     report = (study.folder / "report.html").read_text()
-    sections = ("glm_single", "glm_multi", "bkmr", "prior sensitivity", "model comparison")
-    for section in (*sections, "convergence"):
+    sections = ("glm_single", "glm_multi", "bkmr", "glm_quantile", "subgroups")
+    for section in (*sections, "prior sensitivity", "model comparison", "convergence"):
         assert f">{section}</h2>" in report, section
     results = pd.read_csv(study.folder / "results.csv")
-    assert set(results["analysis"]) == {"glm_single", "glm_multi", "bkmr"}
+    assert set(results["analysis"]) == {"glm_single", "glm_multi", "bkmr", "glm_quantile"}
+    trend = results[results["quantity"] == "P for trend"]
+    assert len(trend) == 3 * 2 and trend["estimate"].between(0, 1).all()  # 3 metals, 2 weightings
     assert len(pd.read_csv(study.folder / "convergence.csv")) == len(study.fits)
+    strata = pd.read_csv(study.folder / "subgroups.csv")
+    assert set(strata["level"]) == {"all", "female", "male"}
+    assert strata.loc[strata["subgroup"] == "sex", "p_interaction"].between(0, 1).all()
+    figure = study.folder / "figures" / "subgroups_glm_multi.y.m2.unweighted.png"
+    assert figure.is_file() and "P for interaction" in report
     comparison = pd.read_csv(study.folder / "model_comparison.csv")
-    # the unweighted fits (m1: 3 single GLMs; m2: the multi-metal GLM and BKMR)
-    assert len(comparison) == 3 + 2 and comparison["elpd_diff"].max() == 0
+    # m1: 3 single GLMs and the quantile GLM's 3 quartile and 3 trend fits; m2: GLM and BKMR
+    assert len(comparison) == 3 + 6 + 2 and comparison["elpd_diff"].max() == 0
     assert "bkmr" in set(comparison["model"])
     # a survey run found its unweighted twin among the study's fits
     survey_multi = next(f for f in study.fits if f.label == "glm_multi.y.m2.survey")
@@ -238,7 +249,7 @@ def test_a_small_study_end_to_end_resumes_and_matches_on_dask(tmp_path, capsys):
     capsys.readouterr()
     assert study_main([path, "--workers", "2"]) == 0
     out = capsys.readouterr().out
-    assert "2 to run on Dask (local cluster, 2 workers), 5 of 7 fits reused" in out
+    assert "2 to run on Dask (local cluster, 2 workers), 9 of 11 fits reused" in out
     assert out.count("] ") == 2
     # the same seed gives the same draws however the fit is run (chains on one core here)
     pd.testing.assert_frame_equal(pd.read_csv(study.fit_folder(lost[0]) / "effects.csv"), kept)
@@ -284,7 +295,7 @@ def test_shipped_studies_load_with_every_fit_valid(name):
 PUBLISHED = {
     "children_bmd.yaml": ["glm_multi.lumbar_bmd.model_1*"],
     "postmeno_op.yaml": ["glm_quantile.osteoporosis.model_1", "bwqs_positive.femoral_neck_bmd.*"],
-    "midage_op.yaml": ["bwqs_positive.osteoporosis.model_3*"],
+    "midage_op.yaml": ["bwqs_positive.osteoporosis.model_3*", "*.by_sex"],
 }
 
 

@@ -14,7 +14,7 @@ from scipy import stats
 
 from bayesmetal import study_subgroups, workflow
 from bayesmetal.config import parse_config
-from bayesmetal.design import make_design, split_stratum
+from bayesmetal.design import TREND, make_design, split_stratum
 from bayesmetal.errors import ConfigError
 from bayesmetal.models import glm
 from bayesmetal.run_schema import SamplerSpec
@@ -129,7 +129,7 @@ def test_a_study_stratifies_its_glm_analyses_by_each_subgroup(tmp_path):
 @pytest.mark.parametrize(
     "subgroups, message",
     [
-        ({"by": ["sex"], "analyses": ["bkmr"]}, "'bkmr' is not a GLM of kind single or multi"),
+        ({"by": ["sex"], "analyses": ["bkmr"]}, "'bkmr' is not a GLM"),
         ({"by": ["sex"], "analyses": ["glm_pairs"]}, "'glm_pairs' is not an analysis"),
         (["sex", "sex"], "list each column once"),
         (["body mass"], "folder name"),
@@ -185,6 +185,24 @@ def test_the_subgroup_table_and_forest_plot_read_the_fits(tmp_path):
     axes = figures["glm_multi.y.m2.unweighted"].axes
     assert [ax.get_title() for ax in axes] == ["e1", "e2"]
     labels = [t.get_text().strip() for t in axes[0].get_yticklabels()]
-    assert labels == ["all", "sex", "female", "male"]
+    assert labels == ["all", "sex:", "female", "male"]
     notes = [t.get_text() for t in axes[0].texts]
     assert notes == ["P-int 0.004"]
+
+
+def test_a_quantile_analysis_is_drawn_by_its_trends():
+    rows = []
+    for subgroup, level, p in [("all", "all", None), ("sex", "female", 0.2), ("sex", "male", 0.2)]:
+        for model_fit, term in [("quantile_e1", "e1 Q4"), ("trend_e1", f"e1{TREND}")]:
+            rows.append(
+                {"analysis": "glm_quantile", "outcome": "op", "covariates": "m1"}
+                | {"weighting": "unweighted", "exposure": term, "subgroup": subgroup}
+                | {"level": level, "measure": "odds ratio", "estimate": 1.2, "lower": 0.9}
+                | {"upper": 1.6, "ci_prob": 0.95, "p_interaction": p, "fit": "x"}
+                | {"model_fit": model_fit}
+            )
+    figure = study_subgroups.figures(pd.DataFrame(rows))["glm_quantile.op.m1.unweighted"]
+    assert [ax.get_title() for ax in figure.axes] == ["e1"]  # the trend alone
+    assert figure.axes[0].get_xscale() == "log"  # a ratio
+    words = " ".join(text.get_text() for text in figure.texts)  # the shared x label
+    assert "odds ratio, trend, per SD of the quantile medians" in words

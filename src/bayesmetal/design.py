@@ -102,7 +102,7 @@ class Design:
         if not values.std() > 0:
             raise DataError(f"exposure {exposure!r} has a single quantile group: no trend")
         values = (values - values.mean()) / values.std(ddof=1)
-        return Terms(values[:, None], (f"{exposure} trend (per SD of quantile medians)",), exposure)
+        return Terms(values[:, None], (f"{exposure}{TREND}",), exposure)
 
     def by_group(self, terms: Terms) -> Terms:
         """Each term once per level of the grouping column, zero outside it: a slope per
@@ -117,6 +117,7 @@ class Design:
         return Terms(np.column_stack(columns), tuple(names), terms.exposure)
 
 
+TREND = " trend (per SD of quantile medians)"  # after the exposure: a trend term's name
 STRATUM = " | "  # between a term and its stratum in a stratified term's name
 
 

@@ -462,7 +462,11 @@ def single_var_risk_plot(
 
 
 def subgroup_forest(
-    table: pd.DataFrame, title: str = "", *, colours: Mapping[str, str] | None = None
+    table: pd.DataFrame,
+    title: str = "",
+    *,
+    colours: Mapping[str, str] | None = None,
+    scale: str = "per unit of log concentration",
 ) -> Figure:
     """A subgroup forest plot: one panel per exposure, one row per stratum (the whole sample
     first, then each modifier's levels under its name), point estimates with their credible
@@ -509,11 +513,13 @@ def subgroup_forest(
             )
         ax.set_title(exposure)
         ax.tick_params(axis="x", labelsize=8)
-    labels = [f"   {level}" if level else subgroup for subgroup, level in rows]
+    labels = [level if level else f"{subgroup}:" for subgroup, level in rows]
     axes[0][0].set_yticks([position[row] for row in rows], labels)
+    for tick, (_, level) in zip(axes[0][0].get_yticklabels(), rows, strict=True):
+        tick.set_fontweight("normal" if level else "bold")  # a modifier's name over its levels
     axes[0][0].set_ylim(-0.7, len(rows) - 0.3)
     prob = float(table["ci_prob"].iloc[0])
-    axis = f"{measure} per unit of log concentration ({prob:.0%} credible interval)"
+    axis = f"{measure}, {scale} ({prob:.0%} credible interval)"
     fig.supxlabel(axis, fontsize=9)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()

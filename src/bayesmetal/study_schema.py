@@ -66,7 +66,7 @@ class SubgroupSpec(Strict):
     """Subgroup analyses: each named GLM analysis again with each column as its effect
     modifier (`model.by`: a slope per level and the test of their difference), at the
     analysis's last covariate set, for each of its outcomes and weightings. A plain list is
-    `by:` with the default analyses (the study's GLM analyses of kind single or multi)."""
+    `by:` with the default analyses (every GLM analysis of the study)."""
 
     by: list[str] = Field(min_length=1)
     analyses: list[str] | None = None
@@ -87,9 +87,8 @@ class SubgroupSpec(Strict):
 
 
 def stratifiable(analysis: AnalysisEntry) -> bool:
-    """A GLM with one slope per exposure term: single or multi (default multi)."""
-    model = analysis.model
-    return model["name"] == "glm" and model.get("kind", "multi") in ("single", "multi")
+    """A GLM (single, multi or quantile: every kind has slopes to stratify)."""
+    return analysis.model["name"] == "glm"
 
 
 class StudySpec(Strict):
@@ -154,8 +153,8 @@ class StudySpec(Strict):
         return self
 
     def subgroup_analyses(self) -> list[str]:
-        """The analyses the subgroups stratify: those named (each a GLM, single or multi), or
-        by default every such analysis of the study (none without subgroups)."""
+        """The analyses the subgroups stratify: those named (each a GLM), or by default every
+        GLM analysis of the study (none without subgroups)."""
         if self.subgroups is None:
             return []
         by_label = {a.label: a for a in self.analyses}
@@ -163,10 +162,7 @@ class StudySpec(Strict):
         if named is None:
             named = [label for label, a in by_label.items() if stratifiable(a)]
             if not named:
-                raise ValueError(
-                    "subgroups: the study has no GLM analysis of kind single or multi to "
-                    "stratify; add one"
-                )
+                raise ValueError("subgroups: the study has no GLM analysis to stratify; add one")
         for label in named:
             if label not in by_label:
                 raise ValueError(
@@ -174,7 +170,7 @@ class StudySpec(Strict):
                 )
             if not stratifiable(by_label[label]):
                 raise ValueError(
-                    f"subgroups.analyses: {label!r} is not a GLM of kind single or multi (only "
-                    "they have one slope per exposure to stratify)"
+                    f"subgroups.analyses: {label!r} is not a GLM (subgroups stratify a GLM's "
+                    "slopes)"
                 )
         return named

@@ -10,11 +10,12 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from bayesmetal import compare, plots
-from bayesmetal.design import split_stratum
+from bayesmetal.design import TREND, split_stratum
 from bayesmetal.study import Study, StudyFit
 
 COLUMNS = ["analysis", "outcome", "covariates", "weighting", "exposure", "subgroup", "level"]
 COLUMNS += ["measure", "estimate", "lower", "upper", "ci_prob", "p_interaction", "fit"]
+COLUMNS += ["model_fit"]  # the effects table's own fit (single_Pb, trend_Pb, multi)
 WHOLE_SAMPLE = "all"
 
 
@@ -46,6 +47,7 @@ def _stratified(study: Study, fit: StudyFit) -> pd.DataFrame | None:
         level=[stratum.partition("=")[2] for _, stratum in split],
         p_interaction=[p.get(term) for term, _ in split],
         fit=fit.label,
+        model_fit=effects["fit"],
     )[COLUMNS]
 
 
@@ -61,6 +63,7 @@ def _whole_sample(study: Study, fit: StudyFit) -> pd.DataFrame | None:
         level=WHOLE_SAMPLE,
         p_interaction=float("nan"),
         fit=fit.label,
+        model_fit=effects["fit"],
     )[COLUMNS]
 
 
@@ -117,13 +120,19 @@ def p_text(p: float) -> str:
 
 
 def figures(table: pd.DataFrame) -> dict[str, Figure]:
-    """One subgroup forest plot per analysis, outcome, covariate set and weighting."""
+    """One subgroup forest plot per analysis, outcome, covariate set and weighting; for a
+    quantile analysis, of its trends (a panel per exposure; the quartiles are in the table)."""
     out = {}
     keys = ["analysis", "outcome", "covariates", "weighting"]
     for key, part in table.groupby(keys, sort=False):
         if not (part["subgroup"] != WHOLE_SAMPLE).any():
             continue
+        scale = "per unit of log concentration"
+        trend = part["model_fit"].astype(str).str.startswith("trend_")
+        if trend.any():
+            part = part[trend].assign(exposure=part.loc[trend, "exposure"].str.removesuffix(TREND))
+            scale = "trend, per SD of the quantile medians"
         name = ".".join(key)
         title = f"{key[0]}: {key[1]} ({key[2]}, {key[3]}), by subgroup"
-        out[name] = plots.subgroup_forest(part, title)
+        out[name] = plots.subgroup_forest(part, title, scale=scale)
     return out
