@@ -54,6 +54,17 @@ def test_quantile_and_trend_terms():
     assert trend.mean() == pytest.approx(0) and trend.std(ddof=1) == pytest.approx(1)
 
 
+def test_quantiles_merged_by_ties_at_the_lod_get_no_empty_indicator():
+    """Cd and Hg in the children's cohort: half the values at LOD/sqrt(2) leave 3 groups; an
+    indicator of the missing fourth held nobody and reported its prior, 0 [-4.8, 4.9]."""
+    frame, _ = glm_frame(200, "gaussian", seed=1)
+    frame.loc[:109, "e1"] = 0.05  # 55% at one value: the first two cut points coincide
+    design = make_design(frame, "y", "gaussian", ["e1", "e2"], [], id_column="none")
+    terms = design.quantile_terms("e1")
+    assert len(terms.names) == len(np.unique(design.quantiles[:, 0])) - 1 < 3
+    assert (terms.values.sum(axis=0) > 0).all()
+
+
 def test_text_covariates_are_categorical_whatever_pandas_calls_their_dtype():
     """pandas 3 gives text columns the `str` dtype, not object: they fell through to the
     numeric path and failed with 'could not convert string to float'."""

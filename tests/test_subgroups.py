@@ -23,6 +23,7 @@ from bayesmetal.sampling import sample
 from bayesmetal.study import load_study
 from bayesmetal.summaries.glm import interaction
 
+from .test_glm import beta_idata
 from .test_study import _study_file
 from .toydata import base_config
 
@@ -63,7 +64,7 @@ def test_the_interaction_test_is_statsmodels_wald_test(slopes):
     )
     terms = design.by_group(design.single_terms("e1"))
     idata = sample(glm.build_glm(design, terms, glm.default_priors(None, "gaussian")), FAST)
-    test = interaction(idata, "group", "single_e1").iloc[0]
+    test = interaction(idata, "group", 3, "single_e1").iloc[0]
     X = np.column_stack([np.ones(design.n), terms.values, design.X])
     ols = sm.OLS(design.y, X).fit()
     contrasts = np.zeros((2, X.shape[1]))
@@ -71,30 +72,32 @@ def test_the_interaction_test_is_statsmodels_wald_test(slopes):
     wald = ols.wald_test(contrasts, scalar=True, use_f=False)  # chi-square, not F
     assert test["term"] == "e1" and test["df"] == 2 and test["levels"] == 3
     # 2,000 draws: the posterior mean and covariance carry a few per cent Monte Carlo error
-    assert test["chi2"] == pytest.approx(float(wald.statistic), rel=0.1, abs=0.3)
+    assert test["wald"] == pytest.approx(float(wald.statistic), rel=0.1, abs=0.3)
     # the chi-square tail on 2 df, as stated
-    assert test["p_interaction"] == pytest.approx(stats.chi2.sf(test["chi2"], 2))
+    assert test["test"] == "chi-square"
+    assert test["p_interaction"] == pytest.approx(stats.chi2.sf(test["wald"], 2))
     if slopes is SLOPES:  # 0.3 apart with n = 900: found
         assert test["p_interaction"] < 0.01
         assert test["max_difference"] == pytest.approx(0.3, abs=0.12)
 
 
-def _table_run(tmp_path, frame: pd.DataFrame, **model):
+def _table_run(tmp_path, frame: pd.DataFrame, covariates=("age",), group="group", **model):
     frame.to_csv(tmp_path / "cohort.csv", index=False)
     mapping = base_config(str(tmp_path / "cohort.csv"))
-    mapping["table"] |= {"exposures": ["e1"], "covariates": ["age"], "group": "group"}
+    mapping["table"] |= {"exposures": ["e1"], "covariates": list(covariates), "group": group}
     mapping["model"] = {"name": "glm", "kind": "single", **model}
     return parse_config(mapping, "by.yaml")
 
 
 def test_the_modifier_is_coded_as_a_factor_and_adjusted_for(tmp_path):
     frame = _modified(200, seed=2, slopes=SLOPES).assign(SEQN=range(200))
-    frame["group"] = frame["group"].map({"a": 1, "b": 2, "c": 3})  # numeric codes
-    config = _table_run(tmp_path, frame, by="group")
+    frame["site"] = frame["group"].map({"a": 1, "b": 2, "c": 3})  # numeric codes
+    # a numeric covariate as the modifier (not the table's group, which loads as text)
+    config = _table_run(tmp_path, frame, covariates=("age", "site"), group=None, by="site")
     design = workflow.build_design(config, workflow.load_data(config))
-    assert design.group_levels == ("1", "2", "3") or design.group_levels == (1, 2, 3)
+    assert design.group_levels == ("1", "2", "3")
     # its main effect: two dummies beside age (not one numeric column)
-    assert design.covariate_columns == ("age", "group[2]", "group[3]")
+    assert design.covariate_columns == ("age", "site[2]", "site[3]")
 
 
 def test_a_continuous_or_thin_modifier_is_refused_by_name(tmp_path):
@@ -106,6 +109,39 @@ def test_a_continuous_or_thin_modifier_is_refused_by_name(tmp_path):
     config = _table_run(tmp_path, frame, by="group")
     with pytest.raises(ConfigError, match=r"model.by 'group': level\(s\) d \(6\)"):
         workflow.plan(config)
+    frame.loc[:13, "group"] = "d"  # 14 persons: a quartile of them is too few for its slope
+    config = _table_run(tmp_path, frame, by="group", kind="quantile")
+    with pytest.raises(ConfigError, match=r"e1 Q\d \| group=d \(\d\) persons: too few"):
+        workflow.plan(config)
+
+
+def _differences_idata(contrasts: np.ndarray):
+    """`beta` of one term with 3 levels: slope a = 0, b and c = a + the given differences."""
+    slopes = np.column_stack([np.zeros(len(contrasts)), contrasts])
+    names = [f"e1 | g={level}" for level in "abc"]
+    return beta_idata(slopes[None], names)
+
+
+def test_the_survey_test_is_an_f_test_on_the_design_df():
+    """Adjusted survey draws are multivariate t on the design df: their covariance is df/(df-2)
+    times the design-based one, which the test takes out before its F test."""
+    rng = np.random.default_rng(8)
+    mean, covariance, df = np.array([0.3, 0.1]), np.array([[0.04, 0.01], [0.01, 0.02]]), 15
+    normal = rng.multivariate_normal(np.zeros(2), covariance, 200_000)
+    scales = np.sqrt(df / rng.chisquare(df, len(normal)))
+    test = interaction(_differences_idata(mean + normal * scales[:, None]), "g", 3, "f", df)
+    exact = mean @ np.linalg.solve(covariance, mean)
+    assert test.loc[0, "wald"] == pytest.approx(exact, rel=0.02)
+    assert test.loc[0, "test"] == "F on 15 design df"
+    assert test.loc[0, "p_interaction"] == pytest.approx(stats.f.sf(exact / 2, 2, df), rel=0.05)
+
+
+def test_differences_without_variance_give_no_test_not_a_crash():
+    same = np.tile([0.2, 0.2], (100, 1))  # the strata's slopes cannot be told apart
+    test = interaction(_differences_idata(same), "g", 3, "f").iloc[0]
+    assert test["df"] == 0 and np.isnan(test["p_interaction"]) and test["test"].startswith("none")
+    degenerate = interaction(_differences_idata(np.ones((100, 2))), "g", 3, "f", design_df=2)
+    assert np.isnan(degenerate.loc[0, "p_interaction"])
 
 
 def test_a_study_stratifies_its_glm_analyses_by_each_subgroup(tmp_path):
@@ -133,11 +169,33 @@ def test_a_study_stratifies_its_glm_analyses_by_each_subgroup(tmp_path):
         ({"by": ["sex"], "analyses": ["glm_pairs"]}, "'glm_pairs' is not an analysis"),
         (["sex", "sex"], "list each column once"),
         (["body mass"], "folder name"),
+        ({"by": ["sex"], "analyses": []}, "at least 1 item"),
+        (["y2"], r"\['y2'\] are outcomes or exposures"),
     ],
 )
 def test_bad_subgroups_are_refused_by_name(tmp_path, subgroups, message):
     with pytest.raises(ConfigError, match=message):
         load_study(_study_file(tmp_path, subgroups=subgroups))
+
+
+def test_a_variant_named_like_a_subgroup_fit_is_refused(tmp_path):
+    variant = {
+        "name": "by_sex",
+        "analysis": "glm_multi",
+        "priors": {"beta": {"distribution": "Normal", "mu": 0, "sigma": 1}},
+    }
+    with pytest.raises(ConfigError, match="labelled twice"):
+        load_study(_study_file(tmp_path, subgroups=["sex"], sensitivity=[variant]))
+
+
+def test_a_table_study_loads_a_modifier_that_is_no_covariate(tmp_path):
+    study = load_study(_study_file(tmp_path, subgroups=["sex"]))
+    by_label = {f.label: f for f in study.fits}
+    assert by_label["glm_multi.y.m2.by_sex"].config.table.group is None  # a covariate in m2
+    study = load_study(_study_file(tmp_path, subgroups={"by": ["stratum"]}))
+    fit = next(f for f in study.fits if f.subgroup == "stratum")
+    assert fit.config.table.group == "stratum"
+    assert all(f.config.table.group is None for f in study.fits if not f.subgroup)
 
 
 def _finished(study, fit, effects: dict, tests: dict | None = None) -> None:

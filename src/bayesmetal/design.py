@@ -83,10 +83,12 @@ class Design:
         return Terms(self.log_exposures[:, [j]] - self.log_centre[j], (exposure,), exposure)
 
     def quantile_terms(self, exposure: str) -> Terms:
-        """Indicators of quantiles 2..q of one exposure (quantile 1 is the reference)."""
+        """Indicators of quantiles 2..q of one exposure (quantile 1 is the reference); only
+        those with persons: ties at the LOD can merge quantiles (`quantile_scores`), and an
+        indicator of nobody would report its prior as an effect."""
         j = self.exposures.index(exposure)
         scores = self.quantiles[:, j]
-        levels = range(1, self.n_quantiles)
+        levels = [int(k) for k in np.unique(scores) if k > 0]
         values = np.column_stack([(scores == k).astype(float) for k in levels])
         return Terms(values, tuple(f"{exposure} Q{k + 1}" for k in levels), exposure)
 
@@ -198,9 +200,11 @@ def make_design(
     source: str = "analysis table",
     units: dict[str, str] | None = None,
     survey: SurveyWeights | None = None,
+    slopes_per_exposure: int = 1,
 ) -> Design:
     """Build a Design from an analysis table (one row a person), validated first
-    (`validate`: errors name `source` and the column)."""
+    (`validate`: errors name `source` and the column). `slopes_per_exposure`: one per
+    stratum of an effect modifier, counted where coefficients are."""
     missing = [
         c
         for c in [outcome, *exposures, *covariates, *([group] if group else [])]
@@ -226,7 +230,8 @@ def make_design(
         if len(e) + 1 < n_quantiles
     ]
     X, columns, scaling = _covariate_matrix(frame, covariates, source)
-    validate.enough_rows(len(frame), 1 + len(exposures) + len(columns), source)
+    coefficients = 1 + len(exposures) * slopes_per_exposure + len(columns)
+    validate.enough_rows(len(frame), coefficients, source)
     group_index, group_levels = None, ()
     if group is not None:
         cat = pd.Categorical(frame[group]).remove_unused_categories()  # levels with persons
@@ -256,6 +261,6 @@ def make_design(
         group_levels=group_levels,
         group_name=group,
         survey=survey,
-        notes=notes + survey_notes(survey, 1 + len(exposures) + len(columns)),
+        notes=notes + survey_notes(survey, coefficients),
         units={k: v for k, v in (units or {}).items() if k in (outcome, *exposures)},
     )

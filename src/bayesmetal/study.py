@@ -194,6 +194,10 @@ def load_study(path: str | Path, overrides: list[str] | None = None) -> Study:
         covariate_set = (analysis.covariates or list(spec.covariate_sets))[-1]
         for outcome in analysis.outcomes or spec.outcomes:
             fits.append(_fit(source, base, spec, analysis, outcome, covariate_set, False, variant))
+    labels = [f.label for f in fits]
+    twice = sorted({label for label in labels if labels.count(label) > 1})
+    if twice:
+        raise ConfigError(f"{source}: fits {twice} are labelled twice; rename the variant")
     return Study(spec, source, base, fits, root / spec.study)
 
 
@@ -216,6 +220,8 @@ def _fit(
         roles["exposures"] = spec.exposures
     # a cohort's roles go under analysis:, a user's table names its columns under table:
     section = "table" if base.get("table") else "analysis"
+    if subgroup and section == "table" and subgroup not in roles["covariates"]:
+        roles["group"] = subgroup  # a table loads the columns it names
     priors = {**analysis.priors, **(variant.priors if variant is not None else {})}
     model = {**analysis.model, "by": subgroup} if subgroup else analysis.model
     override: dict[str, Any] = {section: roles, "model": model, "priors": priors}

@@ -49,7 +49,6 @@ class StudyResults:
 def _column(fit: StudyFit) -> str:
     """The results column of a fit: outcome, covariate set, weighting, variant."""
     parts = [fit.outcome, fit.covariate_set]
-    parts += [f"by {fit.subgroup}"] if fit.subgroup else []
     parts += ["survey"] if fit.survey else []
     parts += [fit.variant] if fit.variant != "main" else []
     return " | ".join(parts)
@@ -272,11 +271,12 @@ def _section(title: str, body: str, anchor: str) -> str:
 def _subgroup_body(found: StudyResults) -> str:
     """The subgroup table and forest plots, with how to read the test."""
     caption = (
-        "each exposure's effect in the whole sample (all) and in each level of each modifier: "
-        "the analysis refitted with a slope per level (model.by), the modifier adjusted for; "
-        "P for interaction: Wald test of the slopes' differences from their posterior (with "
-        "weak priors, the frequentist test of the exposure x modifier terms; design-based for "
-        "survey fits). Many subgroups give some small P by chance: read them as exploratory"
+        "each exposure's effect in the whole sample (all: the analysis's own fit) and in each "
+        "level of each modifier: the analysis refitted with a slope per level (model.by), the "
+        "modifier's main effect adjusted for; P for interaction: Wald test of the slopes' "
+        "differences from their posterior (with weak priors, the frequentist test of the "
+        "exposure x modifier terms; for survey fits the design-based F test on the design df). "
+        "Many subgroups give some small P by chance: read them as exploratory"
     )
     body = f"<p class=caption>{html.escape(caption)}</p>"
     body += report.table_html(study_subgroups.wide(found.subgroups))
@@ -333,7 +333,7 @@ def render(study: Study, found: StudyResults) -> str:
         if (mine["quantity"] == P_TREND).any():
             caption += (
                 "; P for trend: 2 x (1 - probability of direction) of the slope on each "
-                "quartile's median concentration (the Bayesian counterpart of a two-sided P)"
+                "quantile's median concentration (the Bayesian counterpart of a two-sided P)"
             )
         body = f"<p class=caption>{html.escape(caption)}</p>" + report.table_html(table)
         figures = [
@@ -402,9 +402,14 @@ def write_report(study: Study) -> StudyResults:
     tables |= {"subgroups": found.subgroups}
     for name, table in tables.items():
         write_file_atomically(folder / f"{name}.csv", table.to_csv(index=False))
+    written = set()
     for name, (png, svg) in found.subgroup_figures.items():
-        write_file_atomically(folder / "figures" / f"subgroups_{name}.png", png)
-        write_file_atomically(folder / "figures" / f"subgroups_{name}.svg", svg)
+        for suffix, content in ((".png", png), (".svg", svg)):
+            path = folder / "figures" / f"subgroups_{name}{suffix}"
+            write_file_atomically(path, content)
+            written.add(path)
+    for stale in set((folder / "figures").glob("subgroups_*")) - written:
+        stale.unlink()  # a figure of an earlier report this one no longer has
     book = io.BytesIO()
     with pd.ExcelWriter(book, engine="openpyxl") as writer:
         for name, table in {**tables, **found.descriptives}.items():

@@ -69,7 +69,7 @@ class SubgroupSpec(Strict):
     `by:` with the default analyses (every GLM analysis of the study)."""
 
     by: list[str] = Field(min_length=1)
-    analyses: list[str] | None = None
+    analyses: list[str] | None = Field(default=None, min_length=1)
 
     @model_validator(mode="before")
     @classmethod
@@ -148,6 +148,10 @@ class StudySpec(Strict):
                     f"analysis ({', '.join(labels)})"
                 )
         self.subgroup_analyses()  # refuses what cannot be stratified
+        roles = set(self.outcomes) | set(self.exposures or [])
+        clash = [c for c in (self.subgroups.by if self.subgroups else []) if c in roles]
+        if clash:
+            raise ValueError(f"subgroups.by: {clash} are outcomes or exposures, not modifiers")
         if len(set(self.weighting)) != len(self.weighting):
             raise ValueError("weighting: list each of unweighted / survey once")
         return self

@@ -79,9 +79,10 @@ def subgroup_table(study: Study) -> pd.DataFrame:
         and f.variant == "main"
         and (f.analysis, f.outcome, f.covariate_set, f.survey) in bases
     ]
-    parts += [_stratified(study, f) for f in stratified]
-    found = [p for p in parts if p is not None]
-    return pd.concat(found, ignore_index=True) if found else pd.DataFrame(columns=COLUMNS)
+    strata = [s for s in (_stratified(study, f) for f in stratified) if s is not None]
+    if not strata:  # no stratified fit done yet: nothing to set the whole sample beside
+        return pd.DataFrame(columns=COLUMNS)
+    return pd.concat([p for p in parts if p is not None] + strata, ignore_index=True)
 
 
 def wide(table: pd.DataFrame) -> pd.DataFrame:
@@ -100,9 +101,13 @@ def wide(table: pd.DataFrame) -> pd.DataFrame:
     )
     tests = tests.assign(level="P for interaction", text=tests["p_interaction"].map(p_text))
     rows = pd.concat([cells, tests], ignore_index=True)
-    order = {s: i for i, s in enumerate(dict.fromkeys(table["subgroup"]))}
-    rows = rows.assign(_order=rows["subgroup"].map(order)).sort_values(
-        ["analysis", "exposure", "_order"], kind="stable"
+    order = {  # as they come: the study's analyses, exposures and modifiers, not A-Z
+        key: {value: i for i, value in enumerate(dict.fromkeys(table[key]))}
+        for key in ("analysis", "exposure", "subgroup")
+    }
+    ranks = [rows[key].map(order[key]).rename(f"_{key}") for key in order]
+    rows = pd.concat([rows, *ranks], axis=1).sort_values(
+        [f"_{key}" for key in order], kind="stable"
     )
     out = rows.pivot_table(
         index=["analysis", "exposure", "subgroup", "level"],

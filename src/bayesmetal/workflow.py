@@ -61,9 +61,9 @@ def build_design(config: RunConfig, table: AnalysisTable) -> Design:
             f"{grouping[0]} {grouping[1]!r} is not a column of the analysis table"
             + (hint if config.table is not None else "")
         )
-    frame = table.frame
+    frame, slopes = table.frame, 1
     if grouping is not None and model.modifies_effects():
-        frame, covariates = _with_modifier(frame, covariates, *grouping)
+        frame, covariates, slopes = _with_modifier(frame, covariates, *grouping)
     source = config.table.path if config.table is not None else f"cohort {config.cohort.name!r}"
     ids = (config.table.id if config.table is not None else None) or "SEQN"
     return make_design(
@@ -78,6 +78,7 @@ def build_design(config: RunConfig, table: AnalysisTable) -> Design:
         source=source,
         units=table.units,
         survey=_analysis_survey(config, table),
+        slopes_per_exposure=slopes,
     )
 
 
@@ -86,9 +87,10 @@ MAX_STRATA = 10  # levels of an effect modifier: more is a continuous column
 
 def _with_modifier(
     frame: pd.DataFrame, covariates: list[str], key: str, column: str
-) -> tuple[pd.DataFrame, list[str]]:
-    """The table with the effect modifier coded as a factor, and the covariates with its main
-    effect (each stratum's own intercept shift), unless they have it already."""
+) -> tuple[pd.DataFrame, list[str], int]:
+    """The table with the effect modifier coded as a factor, the covariates with its main
+    effect (each stratum's own intercept shift) unless they have it already, and its number
+    of levels (each exposure's slopes)."""
     levels = frame[column].dropna().unique()
     if len(levels) > MAX_STRATA:
         raise ConfigError(
@@ -98,7 +100,7 @@ def _with_modifier(
     if len(levels) < 2:
         raise ConfigError(f"{key} {column!r} has a single level in the analysis sample")
     coded = frame.assign(**{column: pd.Categorical(frame[column])})
-    return coded, covariates if column in covariates else [*covariates, column]
+    return coded, covariates if column in covariates else [*covariates, column], len(levels)
 
 
 def _analysis_survey(config: RunConfig, table: AnalysisTable) -> SurveyWeights | None:

@@ -75,6 +75,7 @@ def build_glm(design: Design, terms: Terms, priors: Priors) -> pm.Model:
 
 
 MIN_STRATUM = 10  # persons in each level of an effect modifier
+MIN_CELL = 5  # persons with a stratified term (a quartile within a level): else prior only
 
 
 def _strata_checked(design: Design, spec: GlmSpec) -> None:
@@ -99,6 +100,13 @@ def fits(design: Design, spec: GlmSpec, priors: Priors, seed: int) -> list[Fit]:
     def declared_fit(label: str, terms: Terms) -> Fit:
         if spec.by is not None:
             terms = design.by_group(terms)
+            counts = (terms.values != 0).sum(axis=0)
+            thin = [f"{n} ({c})" for n, c in zip(terms.names, counts, strict=True) if c < MIN_CELL]
+            if thin:
+                raise ConfigError(
+                    f"model.by {spec.by!r}: {', '.join(thin)} persons: too few for a slope of "
+                    "their own; merge levels, or use fewer quantiles"
+                )
         return pymc_fit(label, build_glm(design, terms, priors))
 
     if spec.kind == "multi":
@@ -141,9 +149,11 @@ def summarise(fitted: Fitted, spec: GlmSpec) -> Summary:
     )
     tables = {"effects": effects}
     if spec.by is not None:
+        levels = len(design.group_levels)
+        design_df = design.survey.t_df if design.survey is not None else None
         tables["interaction"] = pd.concat(
             [
-                glm_summary.interaction(fitted.idatas[f.label], spec.by, f.label)
+                glm_summary.interaction(fitted.idatas[f.label], spec.by, levels, f.label, design_df)
                 for f in fitted.fits
             ],
             ignore_index=True,
